@@ -1,0 +1,25 @@
+//! `cargo run --release -p bench -- SCENARIO [options]`
+//!
+//! Every scenario measures crdtkv and a reference implementation side by side in the same run
+//! and reports the ratio ours / reference. Each result is printed as one JSON object per line on
+//! stdout (for machines) and as a row of a table on stderr (for people); see [`report`].
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+mod report;
+
+#[derive(Parser)]
+#[command(name = "bench", about = "crdtkv benchmarks: ours vs a reference, side by side")]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.scenario {}
+}
