@@ -44,7 +44,10 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
     if version != FORMAT_VERSION {
-        return Err(DecodeError::UnsupportedVersion { found: version, supported: FORMAT_VERSION });
+        return Err(DecodeError::UnsupportedVersion {
+            found: version,
+            supported: FORMAT_VERSION,
+        });
     }
     decode_body(body)
 }
@@ -92,7 +95,10 @@ mod tests {
         let mut bytes = encode(&vv);
         assert_eq!(decode::<VersionVector>(&[]), Err(DecodeError::Empty));
         bytes.push(0);
-        assert_eq!(decode::<VersionVector>(&bytes), Err(DecodeError::TrailingBytes(1)));
+        assert_eq!(
+            decode::<VersionVector>(&bytes),
+            Err(DecodeError::TrailingBytes(1))
+        );
         bytes[0] = 9;
         assert!(matches!(
             decode::<VersionVector>(&bytes),
@@ -104,7 +110,10 @@ mod tests {
     fn huge_length_prefix_does_not_allocate() {
         // array32 claiming 4 billion elements, with nothing behind it.
         let bytes = [FORMAT_VERSION, 0xdd, 0xff, 0xff, 0xff, 0xff];
-        assert!(matches!(decode::<VersionVector>(&bytes), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            decode::<VersionVector>(&bytes),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -30,7 +30,11 @@ pub struct Timestamp {
 impl Timestamp {
     /// The smallest timestamp of `node`; lower than any timestamp an [`Hlc`] issues.
     pub const fn zero(node: NodeId) -> Self {
-        Timestamp { physical_ms: 0, logical: 0, node }
+        Timestamp {
+            physical_ms: 0,
+            logical: 0,
+            node,
+        }
     }
 
     /// The timestamp as one sortable `u128` without the node: `physical_ms << 32 | logical`.
@@ -54,14 +58,24 @@ pub struct Hlc {
 impl Hlc {
     /// A clock for `node` that has issued nothing yet.
     pub fn new(node: NodeId, max_offset_ms: u64) -> Self {
-        Hlc { node, physical_ms: 0, logical: 0, max_offset_ms }
+        Hlc {
+            node,
+            physical_ms: 0,
+            logical: 0,
+            max_offset_ms,
+        }
     }
 
     /// A clock that resumes after `high_water`, the highest timestamp issued or observed before a
     /// restart (persisted by the node), so timestamps stay monotonic across restarts even if the
     /// wall clock went back.
     pub fn resume(node: NodeId, max_offset_ms: u64, high_water: Timestamp) -> Self {
-        Hlc { node, physical_ms: high_water.physical_ms, logical: high_water.logical, max_offset_ms }
+        Hlc {
+            node,
+            physical_ms: high_water.physical_ms,
+            logical: high_water.logical,
+            max_offset_ms,
+        }
     }
 
     /// The node this clock belongs to.
@@ -76,7 +90,11 @@ impl Hlc {
 
     /// The highest timestamp issued or observed so far (what a node persists).
     pub fn high_water(&self) -> Timestamp {
-        Timestamp { physical_ms: self.physical_ms, logical: self.logical, node: self.node }
+        Timestamp {
+            physical_ms: self.physical_ms,
+            logical: self.logical,
+            node: self.node,
+        }
     }
 
     /// Issues a timestamp for a local event at wall time `physical_ms`. Strictly greater than
@@ -133,8 +151,22 @@ mod tests {
     #[test]
     fn follows_wall_clock_when_it_moves_ahead() {
         let mut c = Hlc::new(A, 1000);
-        assert_eq!(c.now(10), Timestamp { physical_ms: 10, logical: 0, node: A });
-        assert_eq!(c.now(20), Timestamp { physical_ms: 20, logical: 0, node: A });
+        assert_eq!(
+            c.now(10),
+            Timestamp {
+                physical_ms: 10,
+                logical: 0,
+                node: A
+            }
+        );
+        assert_eq!(
+            c.now(20),
+            Timestamp {
+                physical_ms: 20,
+                logical: 0,
+                node: A
+            }
+        );
     }
 
     #[test]
@@ -144,7 +176,14 @@ mod tests {
         let t2 = c.now(100);
         let t3 = c.now(50);
         assert!(t1 < t2 && t2 < t3);
-        assert_eq!(t3, Timestamp { physical_ms: 100, logical: 2, node: A });
+        assert_eq!(
+            t3,
+            Timestamp {
+                physical_ms: 100,
+                logical: 2,
+                node: A
+            }
+        );
     }
 
     #[test]
@@ -161,19 +200,56 @@ mod tests {
     fn rejects_remote_too_far_ahead_and_stays_put() {
         let mut c = Hlc::new(A, 500);
         let before = c.now(1_000);
-        let far = Timestamp { physical_ms: 1_501, logical: 0, node: B };
+        let far = Timestamp {
+            physical_ms: 1_501,
+            logical: 0,
+            node: B,
+        };
         let err = c.observe(far, 1_000).unwrap_err();
-        assert_eq!(err, Error::ClockSkew { remote_ms: 1_501, local_ms: 1_000, max_offset_ms: 500 });
+        assert_eq!(
+            err,
+            Error::ClockSkew {
+                remote_ms: 1_501,
+                local_ms: 1_000,
+                max_offset_ms: 500
+            }
+        );
         assert_eq!(c.high_water(), before);
-        let ok = Timestamp { physical_ms: 1_500, logical: 7, node: B };
+        let ok = Timestamp {
+            physical_ms: 1_500,
+            logical: 7,
+            node: B,
+        };
         c.observe(ok, 1_000).unwrap();
-        assert_eq!(c.now(1_000), Timestamp { physical_ms: 1_500, logical: 8, node: A });
+        assert_eq!(
+            c.now(1_000),
+            Timestamp {
+                physical_ms: 1_500,
+                logical: 8,
+                node: A
+            }
+        );
     }
 
     #[test]
     fn logical_overflow_borrows_a_millisecond() {
-        let mut c = Hlc::resume(A, 0, Timestamp { physical_ms: 7, logical: u32::MAX, node: A });
-        assert_eq!(c.now(7), Timestamp { physical_ms: 8, logical: 0, node: A });
+        let mut c = Hlc::resume(
+            A,
+            0,
+            Timestamp {
+                physical_ms: 7,
+                logical: u32::MAX,
+                node: A,
+            },
+        );
+        assert_eq!(
+            c.now(7),
+            Timestamp {
+                physical_ms: 8,
+                logical: 0,
+                node: A
+            }
+        );
     }
 
     #[test]
@@ -186,8 +262,16 @@ mod tests {
 
     #[test]
     fn ties_break_by_node() {
-        let a = Timestamp { physical_ms: 1, logical: 1, node: A };
-        let b = Timestamp { physical_ms: 1, logical: 1, node: B };
+        let a = Timestamp {
+            physical_ms: 1,
+            logical: 1,
+            node: A,
+        };
+        let b = Timestamp {
+            physical_ms: 1,
+            logical: 1,
+            node: B,
+        };
         assert!(a < b);
     }
 }

@@ -24,12 +24,22 @@
 pub mod causal;
 pub mod encoding;
 pub mod error;
+pub mod g_counter;
 pub mod hlc;
+pub mod lww_register;
 pub mod merge;
 pub mod node_id;
+pub mod or_set;
+pub mod pn_counter;
+pub mod value;
 
 pub use causal::{CausalContext, Dot, VersionVector};
 pub use error::{DecodeError, Error};
+pub use g_counter::GCounter;
 pub use hlc::{Hlc, Timestamp};
+pub use lww_register::LwwRegister;
 pub use merge::Merge;
 pub use node_id::NodeId;
+pub use or_set::OrSet;
+pub use pn_counter::PnCounter;
+pub use value::{Kind, Value, View};

@@ -19,7 +19,9 @@ pub struct VersionVector {
 impl VersionVector {
     /// The empty vector.
     pub const fn new() -> Self {
-        VersionVector { entries: Vec::new() }
+        VersionVector {
+            entries: Vec::new(),
+        }
     }
 
     /// The counter of `node` (0 if absent).
@@ -135,7 +137,10 @@ mod tests {
 
     #[test]
     fn causal_order() {
-        assert_eq!(vv(&[(1, 2)]).partial_cmp_causal(&vv(&[(1, 1)])), Some(Ordering::Greater));
+        assert_eq!(
+            vv(&[(1, 2)]).partial_cmp_causal(&vv(&[(1, 1)])),
+            Some(Ordering::Greater)
+        );
         assert_eq!(vv(&[(1, 2)]).partial_cmp_causal(&vv(&[(2, 1)])), None);
         assert_eq!(vv(&[]).partial_cmp_causal(&vv(&[])), Some(Ordering::Equal));
     }

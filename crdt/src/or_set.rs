@@ -1,0 +1,337 @@
+//! Add-wins observed-remove set without tombstones (the optimised OR-set, "ORSWOT").
+//!
+//! Every add of an element creates a fresh dot and records it against the element; a remove
+//! deletes the element's dots it has *observed*. The set carries a causal context of every dot it
+//! has seen, so on merge a dot that one side has in its context but not in its payload is known to
+//! have been removed, while a dot the other side has never seen is a concurrent add and survives.
+//! That gives add-wins semantics (an add concurrent with a remove of the same element wins) and
+//! needs no tombstone per removed element: a removed element leaves only dots in the context,
+//! which compact into one counter per node.
+//!
+//! Merging must stay proportional to what the other side can affect, not to the size of this set:
+//! a small delta merged into a set of a million members touches only the members whose dots the
+//! delta's context covers, found through an index from dot to member.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::ser::SerializeTuple;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smallvec::SmallVec;
+
+use crate::causal::{CausalContext, Dot};
+use crate::merge::Merge;
+use crate::node_id::NodeId;
+
+/// The live dots of one member: usually one, more after concurrent adds.
+type DotSet = SmallVec<[Dot; 1]>;
+
+/// An add-wins observed-remove set of byte strings.
+#[derive(Clone, Debug, Default)]
+pub struct OrSet {
+    entries: BTreeMap<Arc<[u8]>, DotSet>,
+    /// Every live dot and its member; derived from `entries`, not encoded.
+    by_dot: BTreeMap<Dot, Arc<[u8]>>,
+    ctx: CausalContext,
+}
+
+impl OrSet {
+    /// The empty set.
+    pub fn new() -> Self {
+        OrSet::default()
+    }
+
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there is no member.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether `member` is in the set.
+    pub fn contains(&self, member: &[u8]) -> bool {
+        self.entries.contains_key(member)
+    }
+
+    /// Members in byte order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        self.entries.keys().map(|k| &**k)
+    }
+
+    /// The dots currently supporting `member` (empty if absent).
+    pub fn dots_of(&self, member: &[u8]) -> &[Dot] {
+        self.entries.get(member).map_or(&[], |d| d.as_slice())
+    }
+
+    /// Every dot this set has seen.
+    pub fn context(&self) -> &CausalContext {
+        &self.ctx
+    }
+
+    /// Adds `members` as `node`; returns the delta and how many were not members before
+    /// (duplicates among `members` count once, as in Redis `SADD`).
+    pub fn add<'a>(
+        &mut self,
+        node: NodeId,
+        members: impl IntoIterator<Item = &'a [u8]>,
+    ) -> (OrSet, u64) {
+        let mut delta = OrSet::new();
+        let mut added = 0;
+        for member in members {
+            let dot = self.ctx.next_dot(node);
+            self.ctx.insert(dot);
+            delta.ctx.insert(dot);
+            let key: Arc<[u8]> = match self.entries.get_key_value(member) {
+                Some((key, old)) => {
+                    // The new dot replaces the observed ones: shipping them in the delta's context
+                    // (but not its payload) makes every replica drop them.
+                    for &d in old {
+                        delta.ctx.insert(d);
+                    }
+                    key.clone()
+                }
+                None => {
+                    added += 1;
+                    Arc::from(member)
+                }
+            };
+            let old = self.entries.insert(key.clone(), smallvec::smallvec![dot]);
+            for d in old.into_iter().flatten() {
+                self.by_dot.remove(&d);
+            }
+            self.by_dot.insert(dot, key.clone());
+            delta.put(key, smallvec::smallvec![dot]);
+        }
+        (delta, added)
+    }
+
+    /// Removes `members` (those present); returns the delta and how many were removed.
+    pub fn remove<'a>(&mut self, members: impl IntoIterator<Item = &'a [u8]>) -> (OrSet, u64) {
+        let mut delta = OrSet::new();
+        let mut removed = 0;
+        for member in members {
+            if let Some(dots) = self.entries.remove(member) {
+                removed += 1;
+                for d in dots {
+                    self.by_dot.remove(&d);
+                    delta.ctx.insert(d);
+                }
+            }
+        }
+        (delta, removed)
+    }
+
+    /// Removes every observed member (key-level `DEL`); returns the delta.
+    pub fn clear(&mut self) -> OrSet {
+        let ctx = CausalContext::from_sorted_dots(self.by_dot.keys().copied());
+        self.entries.clear();
+        self.by_dot.clear();
+        OrSet {
+            entries: BTreeMap::new(),
+            by_dot: BTreeMap::new(),
+            ctx,
+        }
+    }
+
+    fn put(&mut self, member: Arc<[u8]>, dots: DotSet) {
+        for &d in &dots {
+            self.by_dot.insert(d, member.clone());
+        }
+        self.entries.insert(member, dots);
+    }
+
+    fn drop_dot(&mut self, dot: Dot) {
+        let Some(member) = self.by_dot.remove(&dot) else {
+            return;
+        };
+        if let Some(dots) = self.entries.get_mut(&member) {
+            dots.retain(|d| *d != dot);
+            if dots.is_empty() {
+                self.entries.remove(&member);
+            }
+        }
+    }
+}
+
+impl Merge for OrSet {
+    fn merge(&mut self, other: OrSet) {
+        // 1. Our live dots that `other` has seen but no longer holds were removed there. Only dots
+        //    within `other`'s context can qualify, so walk those ranges of our dot index instead
+        //    of every member.
+        let mut removed = Vec::new();
+        for (node, upto) in other.ctx.vv().iter() {
+            for (&dot, member) in self.by_dot.range(Dot::new(node, 1)..=Dot::new(node, upto)) {
+                if !other.dots_of(member).contains(&dot) {
+                    removed.push(dot);
+                }
+            }
+        }
+        for &dot in other.ctx.cloud() {
+            if let Some(member) = self.by_dot.get(&dot)
+                && !other.dots_of(member).contains(&dot)
+            {
+                removed.push(dot);
+            }
+        }
+        for dot in removed {
+            self.drop_dot(dot);
+        }
+        // 2. Their live dots that we have never seen are adds to keep; the ones we have seen are
+        //    either already live here (same member, since a dot names one add) or were removed here.
+        for (member, dots) in other.entries {
+            let fresh: DotSet = dots
+                .into_iter()
+                .filter(|&d| !self.ctx.contains(d))
+                .collect();
+            if fresh.is_empty() {
+                continue;
+            }
+            let key = match self.entries.get_key_value(&member) {
+                Some((k, _)) => k.clone(),
+                None => member,
+            };
+            for &d in &fresh {
+                self.by_dot.insert(d, key.clone());
+            }
+            let slot = self.entries.entry(key).or_default();
+            slot.extend(fresh);
+            slot.sort_unstable();
+        }
+        self.ctx.merge(&other.ctx);
+    }
+}
+
+impl PartialEq for OrSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries && self.ctx == other.ctx
+    }
+}
+
+impl Eq for OrSet {}
+
+impl Serialize for OrSet {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Entries<'a>(&'a BTreeMap<Arc<[u8]>, DotSet>);
+        impl Serialize for Entries<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.0.iter().map(|(m, d)| (serde_bytes::Bytes::new(m), d)))
+            }
+        }
+        let mut t = serializer.serialize_tuple(2)?;
+        t.serialize_element(&Entries(&self.entries))?;
+        t.serialize_element(&self.ctx)?;
+        t.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for OrSet {
+    /// Accepts only canonical, consistent state: members sorted and unique, each with a sorted,
+    /// non-empty set of dots that are all in the context, and no dot supporting two members.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let (raw, ctx): (Vec<(serde_bytes::ByteBuf, DotSet)>, CausalContext) =
+            Deserialize::deserialize(deserializer)?;
+        let mut set = OrSet {
+            ctx,
+            ..OrSet::default()
+        };
+        let mut previous: Option<&[u8]> = None;
+        for (member, _) in &raw {
+            if previous.is_some_and(|p| p >= member.as_slice()) {
+                return Err(D::Error::custom("set members must be sorted and unique"));
+            }
+            previous = Some(member);
+        }
+        for (member, dots) in raw {
+            let ordered = !dots.is_empty() && dots.windows(2).all(|w| w[0] < w[1]);
+            if !ordered || dots.iter().any(|&d| !set.ctx.contains(d)) {
+                return Err(D::Error::custom(
+                    "set member dots must be sorted, non-empty and seen",
+                ));
+            }
+            let member: Arc<[u8]> = Arc::from(member.into_vec());
+            for &d in &dots {
+                if set.by_dot.insert(d, member.clone()).is_some() {
+                    return Err(D::Error::custom("one dot supports two set members"));
+                }
+            }
+            set.entries.insert(member, dots);
+        }
+        Ok(set)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: NodeId = NodeId(1);
+    const B: NodeId = NodeId(2);
+
+    fn members(s: &OrSet) -> Vec<&[u8]> {
+        s.iter().collect()
+    }
+
+    #[test]
+    fn add_wins_over_concurrent_remove() {
+        let mut a = OrSet::new();
+        let (d_add, _) = a.add(A, [&b"x"[..]]);
+        let mut b = OrSet::new();
+        b.merge(d_add);
+        let (d_rem, n) = b.remove([&b"x"[..]]);
+        assert_eq!(n, 1);
+        let (d_readd, n) = a.add(A, [&b"x"[..]]);
+        assert_eq!(n, 0, "x was already a member on a");
+        a.merge(d_rem.clone());
+        b.merge(d_readd);
+        assert_eq!(a, b);
+        assert_eq!(members(&a), vec![b"x"]);
+    }
+
+    #[test]
+    fn observed_remove_removes_and_leaves_no_tombstone() {
+        let mut a = OrSet::new();
+        let (d1, added) = a.add(A, [&b"x"[..], b"y", b"x"]);
+        assert_eq!(added, 2);
+        let mut b = OrSet::new();
+        b.merge(d1);
+        let (d2, _) = b.remove([&b"x"[..]]);
+        a.merge(d2);
+        assert_eq!(members(&a), vec![b"y"]);
+        assert_eq!(a.entries.len(), 1);
+        assert!(
+            a.context().cloud().is_empty(),
+            "removed dots compact into the vector"
+        );
+    }
+
+    #[test]
+    fn clear_removes_only_what_was_observed() {
+        let mut a = OrSet::new();
+        let mut b = OrSet::new();
+        let (d1, _) = a.add(A, [&b"x"[..]]);
+        b.merge(d1);
+        let (d_b, _) = b.add(B, [&b"y"[..]]);
+        let d_clear = a.clear();
+        b.merge(d_clear);
+        a.merge(d_b);
+        assert_eq!(a, b);
+        assert_eq!(members(&a), vec![b"y"]);
+    }
+
+    #[test]
+    fn delta_merge_into_large_set_only_touches_affected_members() {
+        let mut big = OrSet::new();
+        let names: Vec<Vec<u8>> = (0..2000u32).map(|i| i.to_be_bytes().to_vec()).collect();
+        let (_, _) = big.add(A, names.iter().map(|n| n.as_slice()));
+        let mut replica = big.clone();
+        let (delta, _) = replica.remove([names[7].as_slice()]);
+        big.merge(delta);
+        assert_eq!(big.len(), 1999);
+        assert!(!big.contains(&names[7]));
+        assert_eq!(big, replica);
+    }
+}

@@ -1,0 +1,155 @@
+//! The typed value of one key.
+//!
+//! A key holds a [`Value`]: at most one [`Part`] per [`Kind`] (register, PN counter, G counter,
+//! set, text). Normally exactly one part is non-empty and that is the key's type. The model:
+//!
+//! * **Product lattice.** Parts of the same kind merge with their own CRDT merge, so every law of
+//!   the part types carries over to `Value`. Nothing is ever thrown away by a merge, which is what
+//!   keeps merge associative even across type conflicts.
+//! * **Key-level observed-remove delete.** [`Value::delete`] clears what this replica has seen in
+//!   every part (each part type has an observed-remove clear). A write made concurrently on
+//!   another node survives the merge; a delete never removes what it did not see. A deleted key
+//!   whose parts are all empty is a *tombstone*: it exists only so its causal information can
+//!   cancel late copies of what it removed, until the node's membership-driven garbage collection
+//!   drops it.
+//! * **Type conflicts.** If two nodes concurrently give a key different types (say `SET k v` on one
+//!   and `SADD k m` on another), both parts survive the merge and the visible type is decided the
+//!   same way on every node: among the non-empty parts, the one with the highest `created`
+//!   timestamp wins, and equal timestamps (impossible between distinct nodes, whose HLC
+//!   timestamps differ by node id) fall back to the [`Kind`] order. `created` is the HLC timestamp
+//!   of the latest write that made the kind the key's type: the write that created the key, or an
+//!   overwriting `SET`. So the type chosen most recently wins; the other part stays hidden (its
+//!   data is not lost: if the winner is later deleted while the loser is not, the loser shows
+//!   again), and any command against the hidden kind answers `WRONGTYPE` like Redis.
+//! * **Deltas.** Every mutator returns the delta to ship: a `Value` holding only what changed.
+
+mod kind;
+mod ops;
+pub use ops::parse_integer;
+mod part;
+mod resettable;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use smallvec::SmallVec;
+
+pub use kind::Kind;
+pub use part::{Data, Part};
+pub use resettable::{CounterState, Resettable, Tally};
+
+use crate::encoding;
+use crate::lww_register::LwwRegister;
+use crate::merge::Merge;
+use crate::or_set::OrSet;
+
+/// The replicated state of one key.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Value {
+    /// Sorted by kind, at most one per kind; usually one.
+    parts: SmallVec<[Part; 1]>,
+}
+
+/// A read-only view of a key's visible type.
+#[derive(Debug, Clone, Copy)]
+pub enum View<'a> {
+    /// The winning bytes of a register.
+    Register(&'a [u8]),
+    /// A counter's value (PN or G counter).
+    Counter(i128),
+    /// The members of a set.
+    Set(&'a OrSet),
+}
+
+impl Value {
+    /// A key that has never been written.
+    pub fn new() -> Self {
+        Value::default()
+    }
+
+    /// The part that decides the key's type: the non-empty part with the highest `created`, ties
+    /// broken by kind order. `None` if the key does not exist.
+    pub fn visible(&self) -> Option<&Part> {
+        self.parts
+            .iter()
+            .filter(|p| !p.data.is_empty())
+            .max_by_key(|p| (p.created, p.kind()))
+    }
+
+    /// The key's type, `None` if it does not exist.
+    pub fn kind(&self) -> Option<Kind> {
+        self.visible().map(Part::kind)
+    }
+
+    /// Whether the key exists (some part is non-empty).
+    pub fn exists(&self) -> bool {
+        self.parts.iter().any(|p| !p.data.is_empty())
+    }
+
+    /// Whether this is a tombstone: state is kept but the key does not exist.
+    pub fn is_tombstone(&self) -> bool {
+        !self.parts.is_empty() && !self.exists()
+    }
+
+    /// A view of the visible type.
+    pub fn view(&self) -> Option<View<'_>> {
+        Some(match &self.visible()?.data {
+            Data::Register(r) => View::Register(r.get()?),
+            Data::PnCounter(c) => View::Counter(c.value()),
+            Data::GCounter(c) => View::Counter(c.value()),
+            Data::Set(s) => View::Set(s),
+        })
+    }
+
+    /// Every part, visible or not, sorted by kind (for `CRDT.INFO`).
+    pub fn parts(&self) -> impl ExactSizeIterator<Item = &Part> + '_ {
+        self.parts.iter()
+    }
+
+    /// The register part, if the key's visible type is a register.
+    pub fn register(&self) -> Option<&LwwRegister> {
+        match &self.visible()?.data {
+            Data::Register(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// A stable 128-bit fingerprint of the canonical encoding: equal on every replica holding
+    /// the same state. Anti-entropy compares these.
+    pub fn fingerprint(&self) -> u128 {
+        encoding::fingerprint(self)
+    }
+
+    /// The part of `kind`, if present.
+    fn part(&self, kind: Kind) -> Option<&Part> {
+        self.parts.iter().find(|p| p.kind() == kind)
+    }
+
+    /// Adds `part` to this value, merging with a part of the same kind if present.
+    fn merge_part(&mut self, part: Part) {
+        match self.parts.binary_search_by_key(&part.kind(), Part::kind) {
+            Ok(i) => self.parts[i].merge(part),
+            Err(i) => self.parts.insert(i, part),
+        }
+    }
+}
+
+impl Merge for Value {
+    fn merge(&mut self, other: Value) {
+        for part in other.parts {
+            self.merge_part(part);
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    /// Refuses duplicate or unsorted parts, so the encoding stays canonical.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let parts = SmallVec::<[Part; 1]>::deserialize(deserializer)?;
+        if !parts.windows(2).all(|w| w[0].kind() < w[1].kind()) {
+            return Err(serde::de::Error::custom(
+                "value parts must be sorted by kind and unique",
+            ));
+        }
+        Ok(Value { parts })
+    }
+}
