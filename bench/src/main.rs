@@ -7,7 +7,12 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod alloc;
 mod report;
+mod trace;
+
+#[global_allocator]
+static ALLOC: alloc::Counting = alloc::Counting;
 
 #[derive(Parser)]
 #[command(name = "bench", about = "crdtkv benchmarks: ours vs a reference, side by side")]
@@ -17,9 +22,14 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Scenario {}
+enum Scenario {
+    /// Replay the sequential editing traces through our Rga and diamond-types.
+    Trace(trace::TraceArgs),
+}
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    match cli.scenario {}
+    match cli.scenario {
+        Scenario::Trace(args) => trace::run(args),
+    }
 }

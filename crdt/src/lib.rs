@@ -31,6 +31,7 @@ pub mod merge;
 pub mod node_id;
 pub mod or_set;
 pub mod pn_counter;
+pub mod rga;
 pub mod value;
 
 pub use causal::{CausalContext, Dot, VersionVector};
@@ -42,4 +43,5 @@ pub use merge::Merge;
 pub use node_id::NodeId;
 pub use or_set::OrSet;
 pub use pn_counter::PnCounter;
+pub use rga::Rga;
 pub use value::{Kind, Value, View};
