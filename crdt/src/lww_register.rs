@@ -16,7 +16,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use smallvec::SmallVec;
 
-use crate::causal::{CausalContext, Dot};
+use crate::causal::{CausalContext, Dot, fresh_floor};
 use crate::hlc::Timestamp;
 use crate::merge::Merge;
 
@@ -73,16 +73,22 @@ impl LwwRegister {
 
     /// Writes `value` at `ts` (as node `ts.node`), replacing every observed entry; returns the
     /// delta.
+    ///
+    /// A node with no dot here starts at [`fresh_floor`] (see [`crate::causal`] on fresh
+    /// starts).
     pub fn set(&mut self, ts: Timestamp, value: &[u8]) -> LwwRegister {
-        let dot = self.ctx.next_dot(ts.node);
         let mut ctx: CausalContext = self.entries.iter().map(|e| e.dot).collect();
-        ctx.insert(dot);
+        let (dot, fresh) = self.ctx.advance(ts.node, fresh_floor(ts));
+        if fresh {
+            ctx.insert_with_prefix(dot);
+        } else {
+            ctx.insert(dot);
+        }
         let entry = RegisterEntry {
             dot,
             ts,
             value: value.into(),
         };
-        self.ctx.insert(dot);
         self.entries.clear();
         self.entries.push(entry.clone());
         LwwRegister {

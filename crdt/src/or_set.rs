@@ -19,7 +19,8 @@ use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use smallvec::SmallVec;
 
-use crate::causal::{CausalContext, Dot};
+use crate::causal::{CausalContext, Dot, fresh_floor};
+use crate::hlc::Timestamp;
 use crate::merge::Merge;
 use crate::node_id::NodeId;
 
@@ -73,17 +74,42 @@ impl OrSet {
 
     /// Adds `members` as `node`; returns the delta and how many were not members before
     /// (duplicates among `members` count once, as in Redis `SADD`).
+    ///
+    /// A node with no dot here yet counts from 1; [`add_at`](Self::add_at) is what a key's
+    /// writer uses.
     pub fn add<'a>(
         &mut self,
         node: NodeId,
         members: impl IntoIterator<Item = &'a [u8]>,
     ) -> (OrSet, u64) {
+        self.add_from(node, 1, members)
+    }
+
+    /// Adds `members` as the node of `ts`, starting at [`fresh_floor`] if that node holds no
+    /// dot here (see [`crate::causal`] on fresh starts).
+    pub fn add_at<'a>(
+        &mut self,
+        ts: Timestamp,
+        members: impl IntoIterator<Item = &'a [u8]>,
+    ) -> (OrSet, u64) {
+        self.add_from(ts.node, fresh_floor(ts), members)
+    }
+
+    fn add_from<'a>(
+        &mut self,
+        node: NodeId,
+        floor: u64,
+        members: impl IntoIterator<Item = &'a [u8]>,
+    ) -> (OrSet, u64) {
         let mut delta = OrSet::new();
         let mut added = 0;
         for member in members {
-            let dot = self.ctx.next_dot(node);
-            self.ctx.insert(dot);
-            delta.ctx.insert(dot);
+            let (dot, fresh) = self.ctx.advance(node, floor);
+            if fresh {
+                delta.ctx.insert_with_prefix(dot);
+            } else {
+                delta.ctx.insert(dot);
+            }
             let key: Arc<[u8]> = match self.entries.get_key_value(member) {
                 Some((key, old)) => {
                     // The new dot replaces the observed ones: shipping them in the delta's context

@@ -27,6 +27,7 @@ fn all_types(bytes: &[u8]) -> Result<(), TestCaseError> {
     no_panic::<LwwRegister>(bytes)?;
     no_panic::<PnCounter>(bytes)?;
     no_panic::<GCounter>(bytes)?;
+    no_panic::<crdt::Rga>(bytes)?;
     no_panic::<CausalContext>(bytes)
 }
 
@@ -36,6 +37,7 @@ fn valid_encodings() -> Vec<Vec<u8>> {
     v.push(encode(&samples::lww_register()));
     v.push(encode(&samples::pn_counter()));
     v.push(encode(&samples::causal_context()));
+    v.push(encode(&samples::rga()));
     v
 }
 

@@ -55,6 +55,7 @@ fn golden_vectors() {
     check("pn_counter", &samples::pn_counter());
     check("or_set", &samples::or_set());
     check("lww_register", &samples::lww_register());
+    check("rga", &samples::rga());
 }
 
 #[test]
@@ -68,6 +69,7 @@ fn every_golden_file_is_checked() {
             "pn_counter",
             "or_set",
             "lww_register",
+            "rga",
         ]
         .map(String::from),
     );

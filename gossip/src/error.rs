@@ -128,6 +128,11 @@ pub enum Error {
     /// This member has left the cluster; the input was ignored.
     #[error("this member has left the cluster")]
     Left,
+
+    /// A replication message could not be decoded or breaks a limit; it was dropped and counted
+    /// without touching state.
+    #[error("replication message refused: {0}")]
+    Replication(#[from] crate::replication::wire::WireError),
 }
 
 /// Shorthand for results of this crate.

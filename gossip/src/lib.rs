@@ -27,8 +27,11 @@
 //! and message with the node id from that certificate; membership refuses SWIM packets that claim
 //! another sender. A process without a cluster certificate can neither join nor inject state.
 
+pub mod digest;
 pub mod error;
 pub mod membership;
+pub mod replication;
+pub mod sim;
 pub mod tls;
 pub mod transport;
 

@@ -64,6 +64,30 @@ impl CausalContext {
         Dot::new(node, self.max_counter(node) + 1)
     }
 
+    /// Creates and records the next dot of `node` as its writer. A node with no dot here starts
+    /// at `floor` ([`super::fresh_floor`]) and records every lower dot of its own as seen;
+    /// returns the dot and whether it was such a fresh start.
+    pub fn advance(&mut self, node: NodeId, floor: u64) -> (Dot, bool) {
+        if self.max_counter(node) == 0 {
+            let dot = Dot::new(node, floor.max(1));
+            self.insert_with_prefix(dot);
+            (dot, true)
+        } else {
+            let dot = self.next_dot(node);
+            self.insert(dot);
+            (dot, false)
+        }
+    }
+
+    /// Records `dot` and every lower dot of its node as seen: the context a fresh start ships,
+    /// so that receivers learn the claim too.
+    pub fn insert_with_prefix(&mut self, dot: Dot) {
+        self.vv.raise(dot.node, dot.counter);
+        self.cloud
+            .retain(|d| d.node != dot.node || d.counter > dot.counter);
+        self.fold_cloud(dot.node);
+    }
+
     /// The context holding exactly `dots`, which must be sorted and unique (as a `BTreeMap<Dot, _>`
     /// yields them). Linear in their number, unlike repeated [`insert`](Self::insert).
     pub fn from_sorted_dots(dots: impl IntoIterator<Item = Dot>) -> Self {

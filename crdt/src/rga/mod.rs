@@ -156,6 +156,29 @@ impl Rga {
     /// sequence or Lamport numbers would pass [`CLOCK_MAX`]; the text is then unchanged. An
     /// empty `text` changes nothing and returns an empty delta.
     pub fn insert(&mut self, node: NodeId, index: u64, text: &str) -> Result<Rga, Error> {
+        self.insert_from(node, 1, index, text)
+    }
+
+    /// [`insert`](Self::insert) as the node of `ts`, whose ids start at
+    /// [`fresh_floor`](crate::causal::fresh_floor) if it holds no id here yet, so a text
+    /// re-created after its tombstone was collected never reuses an id a slower replica still
+    /// holds (see [`crate::causal`] on fresh starts).
+    pub fn insert_at(
+        &mut self,
+        ts: crate::Timestamp,
+        index: u64,
+        text: &str,
+    ) -> Result<Rga, Error> {
+        self.insert_from(ts.node, crate::causal::fresh_floor(ts), index, text)
+    }
+
+    fn insert_from(
+        &mut self,
+        node: NodeId,
+        floor: u64,
+        index: u64,
+        text: &str,
+    ) -> Result<Rga, Error> {
         let len = self.len();
         if index > len {
             return Err(Error::IndexOutOfRange { index, len });
@@ -163,7 +186,7 @@ impl Rga {
         if text.is_empty() {
             return Ok(Rga::new());
         }
-        self.state_mut().insert(node, index, text)
+        self.state_mut().insert(node, floor, index, text)
     }
 
     /// Deletes up to `count` visible characters starting at `index` (clamped to the end).

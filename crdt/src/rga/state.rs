@@ -45,7 +45,13 @@ impl State {
     }
 
     /// See [`Rga::insert`].
-    pub(crate) fn insert(&mut self, node: NodeId, index: u64, text: &str) -> Result<Rga, Error> {
+    pub(crate) fn insert(
+        &mut self,
+        node: NodeId,
+        floor: u64,
+        index: u64,
+        text: &str,
+    ) -> Result<Rga, Error> {
         let len = self.len();
         if index > len {
             return Err(Error::IndexOutOfRange { index, len });
@@ -58,7 +64,7 @@ impl State {
         } else {
             text.chars().count() as u64
         };
-        let seq = self.next_seq_for(node);
+        let seq = self.next_seq_for(node, floor);
         let lamport = self.max_lamport + 1;
         if seq.checked_add(n).is_none_or(|e| e > CLOCK_MAX) || lamport + n > CLOCK_MAX {
             return Err(Error::Overflow);
@@ -160,9 +166,10 @@ impl State {
     }
 
     /// The sequence number `node`'s next character gets: past every id of `node` held here,
-    /// integrated, pending or deleted, so a new id never collides with one already known.
-    fn next_seq_for(&self, node: NodeId) -> u64 {
-        let mut s = 1;
+    /// integrated, pending or deleted, so a new id never collides with one already known; at
+    /// least `floor` when none is held.
+    fn next_seq_for(&self, node: NodeId, floor: u64) -> u64 {
+        let mut s = 0;
         if let Some(doc) = self.doc.as_deref()
             && let Some(a) = doc.agent_of(node)
         {
@@ -174,6 +181,6 @@ impl State {
         if let Some(e) = self.deletes.max_end(node) {
             s = s.max(e);
         }
-        s
+        if s == 0 { floor.max(1) } else { s }
     }
 }

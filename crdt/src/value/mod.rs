@@ -26,20 +26,21 @@
 mod kind;
 mod ops;
 pub use ops::parse_integer;
+mod counter;
 mod part;
-mod resettable;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use smallvec::SmallVec;
 
+pub use counter::{Counter, NodeTally};
 pub use kind::Kind;
 pub use part::{Data, Part};
-pub use resettable::{CounterState, Resettable, Tally};
 
 use crate::encoding;
 use crate::lww_register::LwwRegister;
 use crate::merge::Merge;
 use crate::or_set::OrSet;
+use crate::rga::Rga;
 
 /// The replicated state of one key.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -58,6 +59,8 @@ pub enum View<'a> {
     Counter(i128),
     /// The members of a set.
     Set(&'a OrSet),
+    /// A text.
+    Text(&'a Rga),
 }
 
 impl Value {
@@ -97,6 +100,7 @@ impl Value {
             Data::PnCounter(c) => View::Counter(c.value()),
             Data::GCounter(c) => View::Counter(c.value()),
             Data::Set(s) => View::Set(s),
+            Data::Text(t) => View::Text(t),
         })
     }
 

@@ -87,7 +87,7 @@ impl Value {
         let Data::Set(set) = &mut part.data else {
             unreachable!("kind checked")
         };
-        let (d, added) = set.add(ts.node, members.iter().copied());
+        let (d, added) = set.add_at(ts, members.iter().copied());
         let created = part.created;
         Ok((
             Value::single(Part {
@@ -121,6 +121,83 @@ impl Value {
             })
         });
         Ok((delta, removed))
+    }
+
+    /// Inserts `text` at character `index` of a text (`TEXT.INSERT`); a missing key becomes a
+    /// text. Returns the delta (`None` for empty `text`).
+    pub fn text_insert(
+        &mut self,
+        ts: Timestamp,
+        index: u64,
+        text: &str,
+    ) -> Result<Option<Value>, Error> {
+        self.expect_kind(Kind::Text)?;
+        if text.is_empty() {
+            let len = self.text_len();
+            return if index > len {
+                Err(Error::IndexOutOfRange { index, len })
+            } else {
+                Ok(None)
+            };
+        }
+        // Validate against the current text before creating a part, so a refusal leaves no trace.
+        let len = self.text_len();
+        if index > len {
+            return Err(Error::IndexOutOfRange { index, len });
+        }
+        let part = self.part_for_write(Kind::Text, ts);
+        let Data::Text(rga) = &mut part.data else {
+            unreachable!("kind checked")
+        };
+        let d = rga.insert_at(ts, index, text)?;
+        let created = part.created;
+        Ok(Some(Value::single(Part {
+            created,
+            data: Data::Text(Box::new(d)),
+        })))
+    }
+
+    /// Deletes up to `count` characters from `index` of a text (`TEXT.DELETE`); returns the
+    /// delta (`None` if nothing was deleted) and how many characters were deleted.
+    pub fn text_delete(
+        &mut self,
+        ts: Timestamp,
+        index: u64,
+        count: u64,
+    ) -> Result<(Option<Value>, u64), Error> {
+        self.expect_kind(Kind::Text)?;
+        let len = self.text_len();
+        if index > len {
+            return Err(Error::IndexOutOfRange { index, len });
+        }
+        let deleted = count.min(len - index);
+        if deleted == 0 {
+            return Ok((None, 0));
+        }
+        let part = self
+            .parts
+            .iter_mut()
+            .find(|p| p.kind() == Kind::Text)
+            .expect("non-empty text");
+        let Data::Text(rga) = &mut part.data else {
+            unreachable!("kind checked")
+        };
+        let d = rga.delete(ts.node, index, deleted)?;
+        Ok((
+            Some(Value::single(Part {
+                created: part.created,
+                data: Data::Text(Box::new(d)),
+            })),
+            deleted,
+        ))
+    }
+
+    /// Characters of the visible text (0 if the key is not a text).
+    fn text_len(&self) -> u64 {
+        match self.part(Kind::Text).map(|p| &p.data) {
+            Some(Data::Text(t)) => t.len(),
+            _ => 0,
+        }
     }
 
     /// Refuses unless the key is missing or of `kind`.
@@ -188,10 +265,8 @@ impl Value {
             part.created = part.created.max(ts);
         }
         let data = match &mut part.data {
-            Data::PnCounter(c) => Data::PnCounter(c.update(ts.node, |t| t.increment(ts.node, by))?),
-            Data::GCounter(c) => {
-                Data::GCounter(c.update(ts.node, |t| t.increment(ts.node, by.unsigned_abs()))?)
-            }
+            Data::PnCounter(c) => Data::PnCounter(c.increment(ts, by)?),
+            Data::GCounter(c) => Data::GCounter(c.increment(ts, by)?),
             _ => unreachable!("only counters are incremented"),
         };
         let delta = Value::single(Part {

@@ -8,13 +8,12 @@ use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::Kind;
-use super::resettable::Resettable;
-use crate::g_counter::GCounter;
+use super::counter::Counter;
 use crate::hlc::Timestamp;
 use crate::lww_register::LwwRegister;
 use crate::merge::Merge;
 use crate::or_set::OrSet;
-use crate::pn_counter::PnCounter;
+use crate::rga::Rga;
 
 /// The state of one CRDT type. Large states are boxed so a key holding a register stays small.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,11 +21,13 @@ pub enum Data {
     /// A last-writer-wins register.
     Register(LwwRegister),
     /// A positive-negative counter with observed-remove reset.
-    PnCounter(Resettable<PnCounter>),
-    /// A grow-only counter with observed-remove reset.
-    GCounter(Resettable<GCounter>),
+    PnCounter(Counter),
+    /// A grow-only counter with observed-remove reset (never decremented).
+    GCounter(Counter),
     /// An add-wins observed-remove set.
     Set(Box<OrSet>),
+    /// RGA text.
+    Text(Box<Rga>),
 }
 
 impl Data {
@@ -34,10 +35,10 @@ impl Data {
     pub fn empty(kind: Kind) -> Data {
         match kind {
             Kind::Register => Data::Register(LwwRegister::new()),
-            Kind::PnCounter => Data::PnCounter(Resettable::default()),
-            Kind::GCounter => Data::GCounter(Resettable::default()),
+            Kind::PnCounter => Data::PnCounter(Counter::default()),
+            Kind::GCounter => Data::GCounter(Counter::default()),
             Kind::Set => Data::Set(Box::default()),
-            Kind::Text => unreachable!("text values arrive with the rga module"),
+            Kind::Text => Data::Text(Box::default()),
         }
     }
 
@@ -48,6 +49,7 @@ impl Data {
             Data::PnCounter(_) => Kind::PnCounter,
             Data::GCounter(_) => Kind::GCounter,
             Data::Set(_) => Kind::Set,
+            Data::Text(_) => Kind::Text,
         }
     }
 
@@ -58,6 +60,7 @@ impl Data {
             Data::PnCounter(c) => c.is_empty(),
             Data::GCounter(c) => c.is_empty(),
             Data::Set(s) => s.is_empty(),
+            Data::Text(t) => t.is_empty(),
         }
     }
 
@@ -68,6 +71,7 @@ impl Data {
             Data::PnCounter(c) => Data::PnCounter(c.clear()),
             Data::GCounter(c) => Data::GCounter(c.clear()),
             Data::Set(s) => Data::Set(Box::new(s.clear())),
+            Data::Text(t) => Data::Text(Box::new(t.delete_all())),
         }
     }
 
@@ -78,6 +82,7 @@ impl Data {
             (Data::PnCounter(a), Data::PnCounter(b)) => a.merge(b),
             (Data::GCounter(a), Data::GCounter(b)) => a.merge(b),
             (Data::Set(a), Data::Set(b)) => a.merge(*b),
+            (Data::Text(a), Data::Text(b)) => a.merge(*b),
             (a, b) => unreachable!(
                 "parts are merged by kind: {:?} with {:?}",
                 a.kind(),
@@ -128,6 +133,7 @@ impl Serialize for Part {
             Data::PnCounter(c) => t.serialize_element(c)?,
             Data::GCounter(c) => t.serialize_element(c)?,
             Data::Set(s) => t.serialize_element(s)?,
+            Data::Text(r) => t.serialize_element(r)?,
         }
         t.end()
     }
@@ -152,7 +158,7 @@ impl<'de> Deserialize<'de> for Part {
                     Kind::PnCounter => Data::PnCounter(seq.next_element()?.ok_or_else(missing)?),
                     Kind::GCounter => Data::GCounter(seq.next_element()?.ok_or_else(missing)?),
                     Kind::Set => Data::Set(seq.next_element()?.ok_or_else(missing)?),
-                    Kind::Text => return Err(de::Error::custom("text values are not supported")),
+                    Kind::Text => Data::Text(seq.next_element()?.ok_or_else(missing)?),
                 };
                 if seq.next_element::<de::IgnoredAny>()?.is_some() {
                     return Err(de::Error::custom("value part has extra elements"));

@@ -4,7 +4,8 @@
 #![allow(dead_code)]
 
 use crdt::{
-    CausalContext, Dot, GCounter, LwwRegister, Merge, NodeId, OrSet, PnCounter, Timestamp, Value,
+    CausalContext, Dot, GCounter, LwwRegister, Merge, NodeId, OrSet, PnCounter, Rga, Timestamp,
+    Value,
 };
 
 pub fn ts(ms: u64, node: u64) -> Timestamp {
@@ -64,6 +65,19 @@ pub fn lww_register() -> LwwRegister {
     b
 }
 
+/// A text edited concurrently on two nodes, with a delete and an insert inside a deleted range.
+pub fn rga() -> Rga {
+    let mut a = Rga::new();
+    let mut b = Rga::new();
+    let d = a.insert(NodeId(1), 0, "abc déf").unwrap();
+    b.merge(d);
+    b.insert(NodeId(2), 3, "XY").unwrap();
+    a.delete(NodeId(1), 1, 2).unwrap();
+    a.insert(NodeId(1), 2, "z").unwrap();
+    a.merge(b);
+    a
+}
+
 /// One `Value` per kind and the interesting compound states, by name.
 pub fn values() -> Vec<(String, Value)> {
     let mut out = Vec::new();
@@ -95,6 +109,16 @@ pub fn values() -> Vec<(String, Value)> {
     let mut conflict = reg;
     conflict.merge(set);
     out.push(("value_type_conflict".to_string(), conflict));
+
+    let mut text = Value::new();
+    text.text_insert(ts(8, 1), 0, "héllo wörld").unwrap();
+    text.text_delete(ts(9, 1), 5, 1).unwrap();
+    let mut other = Value::new();
+    other.merge(text.clone());
+    other.text_insert(ts(10, 2), 5, "_").unwrap();
+    text.text_insert(ts(10, 1), 0, ">").unwrap();
+    text.merge(other);
+    out.push(("value_text".to_string(), text));
 
     let mut converted = Value::new();
     converted.set_register(ts(6, 3), b"41");
