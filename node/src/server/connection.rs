@@ -1,0 +1,266 @@
+//! One client connection: the read → parse → execute → commit → write loop.
+//!
+//! Each turn of the loop is a *batch*: every complete request in the read buffer is executed
+//! in order (pipelining), up to `limits.pipeline_commands_max` commands or until the replies
+//! reach `limits.reply_buffer_bytes_max`; then, if the batch wrote anything, one group commit
+//! is awaited; then all replies are written with one write. Requests left in the buffer by a
+//! limit make the next batch without reading, so a client that pipelines more than the limits
+//! gets its replies in bounded chunks, and the node reads nothing more from it until it has
+//! taken them (backpressure).
+//!
+//! A protocol error is answered after the replies of the requests before it, and the
+//! connection is closed, like Redis. Shutdown is noticed only while waiting for input, so a
+//! batch that started is always finished and answered.
+
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::input::{Full, InputBuffer};
+use crate::clients::BufferSizes;
+use crate::commands;
+use crate::resp::{Args, Parsed, Protocol, ProtocolError, ReplyWriter, RequestParser};
+use crate::session::Session;
+use crate::state::NodeState;
+use crate::write_set::{WriteSet, commit_batch};
+
+/// An emptied output buffer larger than this is given back to the allocator.
+const REPLY_KEEP_BYTES: usize = 64 * 1024;
+
+/// Argument positions kept allocated between requests (8 bytes each).
+const SPANS_KEEP: usize = 4096;
+
+/// Why a batch stopped executing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// No complete request is buffered: read more.
+    NeedInput,
+    /// A batch limit was reached with requests still buffered: answer, then continue.
+    Limit,
+    /// QUIT or a protocol error: answer, then close.
+    Close,
+}
+
+struct Connection {
+    state: Arc<NodeState>,
+    stream: TcpStream,
+    session: Session,
+    input: InputBuffer,
+    parser: RequestParser,
+    reply: ReplyWriter,
+    writes: WriteSet,
+    pipeline_max: usize,
+    reply_max: usize,
+}
+
+/// Serves one accepted connection until the client leaves, a protocol error, QUIT, or
+/// shutdown.
+pub async fn run(
+    state: Arc<NodeState>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    stop: watch::Receiver<bool>,
+) {
+    let laddr = stream.local_addr().unwrap_or(peer);
+    let registration = match state.clients.register(peer, laddr, stream.as_raw_fd()) {
+        Ok(registration) => registration,
+        Err(_) => {
+            state
+                .stats
+                .rejected_connections
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%peer, "refused a connection: server.connections_max reached");
+            super::refuse(stream).await;
+            return;
+        }
+    };
+    // Small replies must not wait for Nagle's algorithm; failure only costs latency.
+    let _ = stream.set_nodelay(true);
+    let limits = &state.config.limits;
+    let to_usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+    let mut conn = Connection {
+        session: Session::new(Arc::clone(&registration.info), state.password_required()),
+        input: InputBuffer::new(to_usize(limits.query_buffer_bytes_max)),
+        parser: RequestParser::new(),
+        reply: ReplyWriter::new(Protocol::Resp2),
+        writes: WriteSet::new(),
+        pipeline_max: to_usize(limits.pipeline_commands_max),
+        reply_max: to_usize(limits.reply_buffer_bytes_max),
+        stream,
+        state,
+    };
+    tracing::debug!(client = conn.session.id, %peer, "client connected");
+    if let Err(reason) = conn.serve(stop).await {
+        tracing::debug!(client = conn.session.id, %peer, reason, "client disconnected");
+    }
+    // Unregister before the socket closes, so a client that saw the connection end never
+    // finds itself in a later CLIENT LIST or connected_clients.
+    drop(registration);
+    drop(conn);
+}
+
+impl Connection {
+    /// The connection loop; returns why it ended.
+    async fn serve(&mut self, mut stop: watch::Receiver<bool>) -> Result<(), &'static str> {
+        let idle = match self.state.config.server.client_idle_timeout_ms {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        };
+        loop {
+            let stop_reason = self.execute_buffered();
+            self.finish_batch().await?;
+            if stop_reason == Stop::Close {
+                return Err("closed after reply");
+            }
+            if *stop.borrow() {
+                return Err("shutdown");
+            }
+            if stop_reason == Stop::Limit {
+                continue;
+            }
+            self.input.shrink_if_empty();
+            let spare = match self.input.spare() {
+                Ok(spare) => spare,
+                // The parser refuses a request as large as the limit before the buffer can
+                // be full at that size; this is a second line of defence.
+                Err(Full) => return Err("query buffer limit"),
+            };
+            let read = tokio::select! {
+                read = self.stream.read(spare) => read,
+                _ = stop.changed() => return Err("shutdown"),
+                () = idle_timer(idle) => return Err("idle timeout"),
+            };
+            match read {
+                Ok(0) => return Err("client closed the connection"),
+                Ok(n) => {
+                    self.input.filled(n);
+                    self.state
+                        .stats
+                        .net_input_bytes
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(_) => return Err("read error"),
+            }
+        }
+    }
+
+    /// Executes the buffered requests of one batch.
+    fn execute_buffered(&mut self) -> Stop {
+        let Self {
+            state,
+            session,
+            input,
+            parser,
+            reply,
+            writes,
+            pipeline_max,
+            reply_max,
+            ..
+        } = self;
+        let (mut executed, mut errors) = (0u64, 0u64);
+        let stop = loop {
+            if input.pending_len() == 0 {
+                break Stop::NeedInput;
+            }
+            match parser.parse(
+                input.pending_mut(),
+                &state.parse_limits,
+                session.authenticated,
+            ) {
+                Ok(Parsed::Command { consumed }) => {
+                    let args = Args::new(input.pending(consumed), parser.spans());
+                    let failed = commands::execute(state, session, args, reply, writes);
+                    input.consume(consumed);
+                    executed += 1;
+                    errors += u64::from(failed);
+                    if session.close_after_reply {
+                        break Stop::Close;
+                    }
+                    if executed as usize >= *pipeline_max || reply.len() >= *reply_max {
+                        break Stop::Limit;
+                    }
+                }
+                Ok(Parsed::Nothing { consumed }) => input.consume(consumed),
+                Ok(Parsed::Incomplete) => break Stop::NeedInput,
+                Err(error) => {
+                    protocol_error(state, session, reply, error);
+                    errors += 1;
+                    break Stop::Close;
+                }
+            }
+        };
+        if executed > 0 {
+            state
+                .stats
+                .commands_processed
+                .fetch_add(executed, Ordering::Relaxed);
+            session.client.touch();
+        }
+        if errors > 0 {
+            state
+                .stats
+                .error_replies
+                .fetch_add(errors, Ordering::Relaxed);
+        }
+        stop
+    }
+
+    /// Commits the batch's writes, then writes its replies in one write.
+    async fn finish_batch(&mut self) -> Result<(), &'static str> {
+        if let Err(error) = commit_batch(&self.state, &mut self.writes, &mut self.reply).await {
+            tracing::error!(%error, client = self.session.id, "commit failed; write replies became errors");
+        }
+        if !self.reply.is_empty() {
+            let bytes = self.reply.as_bytes();
+            self.stream
+                .write_all(bytes)
+                .await
+                .map_err(|_| "write error")?;
+            self.state
+                .stats
+                .net_output_bytes
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            self.reply.clear();
+            if self.reply.capacity() > REPLY_KEEP_BYTES {
+                self.reply.shrink_to(REPLY_KEEP_BYTES);
+            }
+        }
+        self.parser.shrink(SPANS_KEEP);
+        self.session.client.set_buffer_sizes(BufferSizes {
+            query: self.input.pending_len(),
+            read: self.input.capacity(),
+            output: self.reply.capacity(),
+            parser: self.parser.memory_bytes(),
+        });
+        Ok(())
+    }
+}
+
+/// Answers a protocol error and marks the connection for closing.
+fn protocol_error(
+    state: &NodeState,
+    session: &mut Session,
+    reply: &mut ReplyWriter,
+    error: ProtocolError,
+) {
+    let mut text = Vec::new();
+    error.reply_text(&mut text);
+    reply.error_bytes(&text);
+    session.close_after_reply = true;
+    state.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(client = session.id, %error, "protocol error; closing the connection");
+}
+
+/// Completes after `idle` without input, or never.
+async fn idle_timer(idle: Option<Duration>) {
+    match idle {
+        Some(duration) => tokio::time::sleep(duration).await,
+        None => std::future::pending().await,
+    }
+}

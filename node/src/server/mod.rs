@@ -1,0 +1,106 @@
+//! The RESP server: a TCP listener and one task per connection.
+//!
+//! * [`serve`] accepts connections until shutdown is requested, then stops accepting, tells
+//!   every connection to finish, and waits (at most `server.shutdown_timeout_ms`) for them to
+//!   write the replies of the batch they are executing.
+//! * [`connection`] is the per-connection loop: read, parse every complete request, execute
+//!   in order, commit the batch's writes once, write all replies in one write.
+//! * [`input`] is the connection's read buffer; [`signals`] turns SIGINT/SIGTERM into the
+//!   shutdown request.
+
+pub mod connection;
+pub mod input;
+pub mod signals;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+use crate::state::NodeState;
+
+/// How long the accept loop pauses after an accept error (out of file descriptors, for
+/// example) before trying again, instead of spinning on the error.
+const ACCEPT_ERROR_PAUSE_MS: u64 = 100;
+
+/// Binds the RESP listener on `server.bind:server.port`.
+pub async fn bind(state: &NodeState) -> std::io::Result<TcpListener> {
+    let server = &state.config.server;
+    let addr: SocketAddr = listen_addr(&server.bind, server.port)
+        .parse()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    TcpListener::bind(addr).await
+}
+
+/// The address a `bind` value and port form (IPv6 addresses are bracketed).
+pub fn listen_addr(bind: &str, port: u32) -> String {
+    if bind.contains(':') {
+        format!("[{bind}]:{port}")
+    } else {
+        format!("{bind}:{port}")
+    }
+}
+
+/// Serves clients on `listener` until `shutdown` completes, then drains the connections.
+pub async fn serve(
+    state: Arc<NodeState>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Every connection task holds a clone of `done_tx`; when the last one is dropped,
+    // `done_rx` yields `None`: all connections have finished.
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    state.stats.connections_received.fetch_add(1, Ordering::Relaxed);
+                    let task = connection::run(Arc::clone(&state), stream, peer, stop_rx.clone());
+                    let done = done_tx.clone();
+                    tokio::spawn(async move {
+                        task.await;
+                        drop(done);
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(ACCEPT_ERROR_PAUSE_MS)).await;
+                }
+            }
+        }
+    }
+    drop(listener);
+    let open = state.clients.len();
+    tracing::info!(
+        connections = open,
+        "shutting down: no longer accepting connections"
+    );
+    // Fails only if no connection holds a receiver, which is fine: none to tell.
+    let _ = stop_tx.send(true);
+    drop(done_tx);
+    let timeout = Duration::from_millis(state.config.server.shutdown_timeout_ms);
+    if tokio::time::timeout(timeout, done_rx.recv()).await.is_err() {
+        tracing::warn!(
+            connections = state.clients.len(),
+            timeout_ms = state.config.server.shutdown_timeout_ms,
+            "connections still busy at the shutdown timeout; closing them"
+        );
+    }
+}
+
+/// Refuses a connection beyond `server.connections_max` the way Redis does.
+async fn refuse(mut stream: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    // The client may already be gone; there is nothing else to do for it either way.
+    let _ = stream
+        .write_all(b"-ERR max number of clients reached\r\n")
+        .await;
+    let _ = stream.shutdown().await;
+}

@@ -1,0 +1,148 @@
+//! The write set of one batch, and how a batch's writes become durable before its replies go
+//! out.
+//!
+//! The model: a connection executes every command it has parsed from one read, in order, each
+//! synchronously (handlers never await and hold no lock across an await). A write command
+//! changes the in-memory keyspace at once and pushes what must reach the disk — storage
+//! [`Op`]s — and what must reach the peers — [`KeyDelta`]s — into the batch's [`WriteSet`].
+//! The dispatcher notes the byte range of the reply of every command that pushed something.
+//!
+//! After the batch, if the write set holds ops, the connection awaits **one** group commit
+//! ([`storage::GroupCommitter::commit`]) before it sends any reply of the batch. So a write is
+//! acknowledged only after it is in RocksDB, and a pipeline of 16 writes costs one commit, not
+//! 16. If the commit succeeds the deltas are handed to the replication hook. If it fails, the
+//! reply of each command that wrote is replaced by `-ERR write not persisted: <reason>` (the
+//! other replies stand), and the deltas are dropped: the client was not told its write
+//! happened. The change stays in memory like an unacknowledged write whose outcome the client
+//! cannot know; anti-entropy or a later write of the key persists and ships it.
+
+use std::ops::Range;
+
+use storage::{Batch, Op, StorageError};
+
+use crate::resp::ReplyWriter;
+use crate::state::NodeState;
+
+/// The delta of one local write of `key`: what replication ships to peers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyDelta {
+    /// The key written.
+    pub key: Vec<u8>,
+    /// The CRDT delta of the write (a `Value` holding only what changed).
+    pub delta: crdt::Value,
+}
+
+/// What the commands of one batch wrote, and which replies depend on it.
+#[derive(Debug, Default)]
+pub struct WriteSet {
+    batch: Batch,
+    deltas: Vec<KeyDelta>,
+    /// Pushes since the set was created: the dispatcher compares it before and after a command
+    /// to know whether the command wrote.
+    pushes: u64,
+    durable_replies: Vec<Range<usize>>,
+}
+
+impl WriteSet {
+    /// An empty write set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a storage op; it is committed with the batch, before any reply is sent.
+    pub fn push_op(&mut self, op: Op) {
+        self.batch.push(op);
+        self.pushes += 1;
+    }
+
+    /// Adds the delta of a local write; it is replicated once the batch is committed.
+    pub fn push_delta(&mut self, key: Vec<u8>, delta: crdt::Value) {
+        self.deltas.push(KeyDelta { key, delta });
+        self.pushes += 1;
+    }
+
+    /// True when there is nothing to commit.
+    pub fn is_empty(&self) -> bool {
+        self.batch.is_empty() && self.deltas.is_empty()
+    }
+
+    /// The ops pushed so far.
+    pub fn ops(&self) -> &[Op] {
+        self.batch.ops()
+    }
+
+    /// The deltas pushed so far.
+    pub fn deltas(&self) -> &[KeyDelta] {
+        &self.deltas
+    }
+
+    pub(crate) fn pushes(&self) -> u64 {
+        self.pushes
+    }
+
+    /// Records that the reply in `range` of the output buffer acknowledges a write.
+    pub(crate) fn mark_durable(&mut self, range: Range<usize>) {
+        self.durable_replies.push(range);
+    }
+
+    /// Forgets everything (after the batch is settled).
+    pub(crate) fn clear(&mut self) {
+        self.batch = Batch::new();
+        self.deltas.clear();
+        self.durable_replies.clear();
+    }
+}
+
+/// Makes the batch's writes durable, then settles its replies: on success the deltas go to
+/// replication; on failure the replies of the commands that wrote become errors. Returns the
+/// commit's error, if any, for logging and stats. Leaves `writes` empty.
+pub async fn commit_batch(
+    state: &NodeState,
+    writes: &mut WriteSet,
+    reply: &mut ReplyWriter,
+) -> Result<(), StorageError> {
+    if writes.is_empty() {
+        writes.clear();
+        return Ok(());
+    }
+    let batch = std::mem::take(&mut writes.batch);
+    let result = if batch.is_empty() {
+        Ok(())
+    } else {
+        state.committer.commit(batch).await
+    };
+    match &result {
+        Ok(()) => {
+            let deltas = std::mem::take(&mut writes.deltas);
+            if let Some(sink) = &state.hooks.deltas {
+                sink.publish(deltas);
+            }
+        }
+        Err(error) => {
+            state
+                .stats
+                .failed_commits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            replace_replies(reply, &writes.durable_replies, error);
+        }
+    }
+    writes.clear();
+    result
+}
+
+/// Replaces each reply in `ranges` (ascending, disjoint) by the not-persisted error.
+fn replace_replies(reply: &mut ReplyWriter, ranges: &[Range<usize>], error: &StorageError) {
+    let old = std::mem::take(reply.buffer_mut());
+    let mut message = ReplyWriter::new(reply.protocol());
+    message.error(&format!("ERR write not persisted: {error}"));
+    let mut at = 0;
+    for range in ranges {
+        reply.buffer_mut().extend_from_slice(&old[at..range.start]);
+        reply.buffer_mut().extend_from_slice(message.as_bytes());
+        at = range.end;
+    }
+    reply.buffer_mut().extend_from_slice(&old[at..]);
+}
+
+#[cfg(test)]
+mod tests;
