@@ -9,7 +9,9 @@
 //! - [`cli`]: command-line flags of `crdtkv` and how they override the file.
 //! - [`startup`]: opening the store, establishing the node's identity, building the state.
 //! - [`state`]: [`state::NodeState`], shared by all connections, and the hooks through which
-//!   the keyspace and replication plug in.
+//!   replication plugs in.
+//! - [`keyspace`]: every key's CRDT value in memory, sharded by anti-entropy bucket, with the
+//!   node's clock and the persistence policy of each key.
 //! - [`resp`]: the protocol — request parser, arguments, reply encoder.
 //! - [`server`]: the TCP listener, connections, pipelining, batching, shutdown.
 //! - [`commands`]: the command table, the dispatcher and the command families.
@@ -31,6 +33,7 @@ pub mod commands;
 pub mod config;
 pub mod glob;
 pub mod info;
+pub mod keyspace;
 pub mod logging;
 pub mod resp;
 pub mod server;

@@ -14,6 +14,7 @@ use storage::{Batch, Op, RocksStore, StorageError, Store, StoreExt};
 use thiserror::Error;
 
 use crate::config::{Config, ConfigError};
+use crate::keyspace::{CEILING_META, Keyspace, LoadError, NodeClock, SHARD_BITS_DEFAULT};
 use crate::state::{Hooks, NodeParts, NodeState};
 
 /// Metadata record holding the node id (a u64 in the crdt encoding).
@@ -51,6 +52,8 @@ pub enum StartError {
         configured: u64,
     },
     /// The RESP listener could not be bound.
+    #[error("cannot load the keyspace: {0}")]
+    Load(#[from] LoadError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         /// The address.
@@ -111,14 +114,38 @@ pub fn start(
 ) -> Result<NodeState, StartError> {
     let rocks = open_store(&config)?;
     let node_id = node_identity(rocks.as_ref(), config.node.node_id, &config.node.data_dir)?;
+    let keyspace = load_keyspace(rocks.as_ref(), node_id, &config)?;
     Ok(NodeState::new(NodeParts {
         config,
         config_file,
         node_id,
         store: Arc::clone(&rocks) as Arc<dyn Store>,
         rocks: Some(rocks),
+        keyspace: Arc::new(keyspace),
         hooks,
     }))
+}
+
+/// Resumes the clock above its persisted ceiling and loads every stored key.
+pub fn load_keyspace(
+    store: &dyn Store,
+    node_id: NodeId,
+    config: &Config,
+) -> Result<Keyspace, StartError> {
+    let ceiling: u64 = store.get_meta_as(CEILING_META)?.unwrap_or(0);
+    let clock = NodeClock::resume(node_id, config.node.max_clock_offset_ms, ceiling);
+    let keyspace = Keyspace::new(node_id, clock, SHARD_BITS_DEFAULT);
+    let started = std::time::Instant::now();
+    let stats = keyspace.load(store)?;
+    tracing::info!(
+        keys = stats.keys,
+        tombstones = stats.tombstones,
+        deltas = stats.deltas,
+        bytes = stats.bytes,
+        ms = started.elapsed().as_millis() as u64,
+        "keyspace loaded"
+    );
+    Ok(keyspace)
 }
 
 #[cfg(test)]

@@ -18,14 +18,9 @@ use crate::clients::ClientRegistry;
 use crate::commands::{CommandTable, FAMILIES};
 use crate::config::Config;
 use crate::info::InfoSection;
+use crate::keyspace::Keyspace;
 use crate::resp::ParseLimits;
 use crate::write_set::KeyDelta;
-
-/// The number of keys, for DBSIZE and INFO keyspace. Implemented by the keyspace.
-pub trait KeyspaceStats: Send + Sync {
-    /// Keys that exist (tombstones excluded).
-    fn key_count(&self) -> u64;
-}
 
 /// Receives the deltas of every committed batch, in commit order per connection. Implemented
 /// by replication. Called from the connection's task right after the commit, so it must not
@@ -35,37 +30,15 @@ pub trait DeltaSink: Send + Sync {
     fn publish(&self, deltas: Vec<KeyDelta>);
 }
 
-/// A node with no keyspace attached: the connection and server commands work, DBSIZE is 0.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoKeyspace;
-
-impl KeyspaceStats for NoKeyspace {
-    fn key_count(&self) -> u64 {
-        0
-    }
-}
-
-/// Where the keyspace and replication plug into the server.
-#[derive(Clone)]
+/// Where replication plugs into the server.
+#[derive(Clone, Default)]
 pub struct Hooks {
-    /// Key counts for DBSIZE and INFO keyspace.
-    pub keyspace: Arc<dyn KeyspaceStats>,
     /// Receives committed deltas; `None` for a standalone node, which has no peer to ship them
     /// to (they are dropped after the commit).
     pub deltas: Option<Arc<dyn DeltaSink>>,
     /// INFO sections added to the built-in ones; one with the name of a built-in section
     /// (`replication`, `keyspace`) replaces it.
     pub info_sections: Vec<Arc<dyn InfoSection>>,
-}
-
-impl Default for Hooks {
-    fn default() -> Self {
-        Self {
-            keyspace: Arc::new(NoKeyspace),
-            deltas: None,
-            info_sections: Vec::new(),
-        }
-    }
 }
 
 impl std::fmt::Debug for Hooks {
@@ -122,7 +95,9 @@ pub struct NodeParts {
     pub store: Arc<dyn Store>,
     /// The same store as RocksDB, when it is one (memory statistics).
     pub rocks: Option<Arc<RocksStore>>,
-    /// The keyspace and replication hooks.
+    /// Every key, loaded from the store.
+    pub keyspace: Arc<Keyspace>,
+    /// The replication hooks.
     pub hooks: Hooks,
 }
 
@@ -148,7 +123,9 @@ pub struct NodeState {
     pub clients: ClientRegistry,
     /// Counters.
     pub stats: Stats,
-    /// Keyspace and replication hooks.
+    /// Every key.
+    pub keyspace: Arc<Keyspace>,
+    /// Replication hooks.
     pub hooks: Hooks,
     /// Request limits, from `[limits]`.
     pub parse_limits: ParseLimits,
@@ -179,6 +156,7 @@ impl NodeState {
             node_id,
             store,
             rocks,
+            keyspace,
             hooks,
         } = parts;
         let committer = GroupCommitter::start(
@@ -200,6 +178,7 @@ impl NodeState {
             rocks,
             committer,
             stats: Stats::default(),
+            keyspace,
             hooks,
             info_sections,
             started: Instant::now(),
@@ -221,6 +200,7 @@ impl NodeState {
             node_id: NodeId(1),
             store,
             rocks: None,
+            keyspace: Arc::new(Keyspace::for_tests(NodeId(1))),
             hooks: Hooks::default(),
         }))
     }

@@ -30,6 +30,8 @@ pub struct KeyDelta {
     pub key: Vec<u8>,
     /// The CRDT delta of the write (a `Value` holding only what changed).
     pub delta: crdt::Value,
+    /// The write's HLC timestamp (replication's freshness watermarks are built from it).
+    pub ts: crdt::Timestamp,
 }
 
 /// What the commands of one batch wrote, and which replies depend on it.
@@ -56,8 +58,8 @@ impl WriteSet {
     }
 
     /// Adds the delta of a local write; it is replicated once the batch is committed.
-    pub fn push_delta(&mut self, key: Vec<u8>, delta: crdt::Value) {
-        self.deltas.push(KeyDelta { key, delta });
+    pub fn push_delta(&mut self, key: Vec<u8>, delta: crdt::Value, ts: crdt::Timestamp) {
+        self.deltas.push(KeyDelta { key, delta, ts });
         self.pushes += 1;
     }
 

@@ -31,11 +31,18 @@ mod client;
 mod command;
 mod config;
 mod connection;
+mod counters;
+mod crdt_info;
+mod data;
 pub mod dispatch;
 mod error;
+mod keys;
 mod server;
+mod sets;
 pub mod spec;
+mod strings;
 mod table;
+mod text;
 
 pub use dispatch::execute;
 pub use error::{CmdResult, CommandError};
@@ -54,6 +61,12 @@ pub const FAMILIES: &[&[CommandSpec]] = &[
     command::COMMANDS,
     config::COMMANDS,
     server::COMMANDS,
+    keys::COMMANDS,
+    strings::COMMANDS,
+    counters::COMMANDS,
+    sets::COMMANDS,
+    text::COMMANDS,
+    crdt_info::COMMANDS,
 ];
 
 /// A command's implementation.

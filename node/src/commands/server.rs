@@ -49,7 +49,7 @@ fn time(ctx: &mut Ctx<'_>) -> CmdResult {
 }
 
 fn dbsize(ctx: &mut Ctx<'_>) -> CmdResult {
-    let keys = ctx.state.hooks.keyspace.key_count();
+    let keys = ctx.state.keyspace.key_count();
     ctx.reply.integer(i64::try_from(keys).unwrap_or(i64::MAX));
     Ok(())
 }

@@ -18,6 +18,9 @@ pub struct NodeSection {
     pub node_id: Option<u64>,
     /// Directory of the RocksDB store; relative paths are relative to the working directory.
     pub data_dir: PathBuf,
+    /// How far ahead of this node's wall clock a peer's HLC timestamp may be before it is
+    /// refused rather than dragging this node's clock into the future.
+    pub max_clock_offset_ms: u64,
 }
 
 impl Default for NodeSection {
@@ -25,6 +28,7 @@ impl Default for NodeSection {
         Self {
             node_id: None,
             data_dir: PathBuf::from("data"),
+            max_clock_offset_ms: crdt::hlc::DEFAULT_MAX_OFFSET_MS,
         }
     }
 }

@@ -56,6 +56,9 @@ impl Config {
                 "must be 1..=18446744073709551615, got 0",
             ));
         }
+        if self.node.max_clock_offset_ms == 0 {
+            return Err(invalid("node.max_clock_offset_ms", "must be at least 1"));
+        }
         if self.node.data_dir.as_os_str().is_empty() {
             return Err(invalid("node.data_dir", "must not be empty"));
         }

@@ -203,7 +203,7 @@ fn cpu(_state: &NodeState, out: &mut InfoWriter) {
 }
 
 fn keyspace(state: &NodeState, out: &mut InfoWriter) {
-    let keys = state.hooks.keyspace.key_count();
+    let keys = state.keyspace.key_count();
     // Like Redis, a database without keys is not listed.
     if keys > 0 {
         out.field("db0", format!("keys={keys},expires=0,avg_ttl=0"));

@@ -33,7 +33,11 @@ fn batch_with_two_writes(writes: &mut WriteSet, reply: &mut ReplyWriter) {
     reply.bulk(b"read");
     let start = reply.len();
     writes.push_op(put("b"));
-    writes.push_delta(b"b".to_vec(), crdt::Value::new());
+    writes.push_delta(
+        b"b".to_vec(),
+        crdt::Value::new(),
+        crdt::Timestamp::zero(crdt::NodeId(1)),
+    );
     reply.integer(1);
     writes.mark_durable(start..reply.len());
     reply.simple("PONG");
@@ -121,6 +125,7 @@ async fn deltas_are_published_after_a_successful_commit_only() {
         node_id: crdt::NodeId(1),
         store: Arc::clone(&store) as Arc<dyn storage::Store>,
         rocks: None,
+        keyspace: Arc::new(crate::keyspace::Keyspace::for_tests(crdt::NodeId(1))),
         hooks,
     });
     let (mut writes, mut reply) = (WriteSet::new(), ReplyWriter::new(Protocol::Resp2));

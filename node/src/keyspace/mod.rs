@@ -1,0 +1,206 @@
+//! The keyspace: every key's CRDT [`Value`] in memory, sharded by anti-entropy bucket.
+//!
+//! RocksDB is the durable copy; memory is the working copy, loaded at start ([`load`]). Each
+//! command runs synchronously against one shard under that shard's lock, changes the value, and
+//! pushes into the batch's [`WriteSet`] the storage op that makes the change durable and the
+//! delta that replication ships. Nothing is acknowledged before the batch is committed (see
+//! [`crate::write_set`]).
+//!
+//! Why shards of our own rather than one `DashMap`: a key's shard is its anti-entropy bucket —
+//! a deterministic hash of the key, the same on every node — so a shard can keep its bucket's
+//! digest next to its entries, anti-entropy lists a bucket without scanning the keyspace, and a
+//! `SCAN` cursor is simply a shard index that stays valid while keys come and go. DashMap picks
+//! shards with the map's own hasher, which must stay randomly keyed against hash flooding by
+//! clients; here only the choice of shard is deterministic, and each shard's `HashMap` keeps its
+//! random hasher.
+
+mod clock;
+mod entry;
+mod load;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use crdt::{NodeId, Timestamp, Value};
+use parking_lot::RwLock;
+
+pub use clock::{CEILING_META, NodeClock, wall_ms};
+pub use entry::{Entry, FULL_STATE_BELOW_BYTES};
+pub use load::{LoadError, LoadStats};
+
+use crate::write_set::WriteSet;
+
+/// Default number of shards (and anti-entropy buckets) as a power of two.
+pub const SHARD_BITS_DEFAULT: u32 = 12;
+
+/// The shard (anti-entropy bucket) of `key` among `1 << bits`: the top bits of xxh3-64, the same
+/// on every node and every build.
+pub fn bucket_of(key: &[u8], bits: u32) -> usize {
+    if bits == 0 {
+        return 0;
+    }
+    (xxhash_rust::xxh3::xxh3_64(key) >> (64 - bits)) as usize
+}
+
+/// One shard: the entries of one bucket.
+#[derive(Debug, Default)]
+pub struct Shard {
+    entries: HashMap<Box<[u8]>, Entry>,
+}
+
+impl Shard {
+    /// The entries of this shard.
+    pub fn entries(&self) -> &HashMap<Box<[u8]>, Entry> {
+        &self.entries
+    }
+}
+
+/// Every key of the node.
+#[derive(Debug)]
+pub struct Keyspace {
+    node: NodeId,
+    clock: NodeClock,
+    bits: u32,
+    shards: Box<[RwLock<Shard>]>,
+    /// Keys that exist (tombstones excluded).
+    live: AtomicI64,
+}
+
+impl Keyspace {
+    /// An empty keyspace of `1 << bits` shards.
+    pub fn new(node: NodeId, clock: NodeClock, bits: u32) -> Self {
+        let shards = (0..1usize << bits)
+            .map(|_| RwLock::new(Shard::default()))
+            .collect();
+        Keyspace {
+            node,
+            clock,
+            bits,
+            shards,
+            live: AtomicI64::new(0),
+        }
+    }
+
+    /// An empty keyspace with a fresh clock, for unit tests.
+    pub fn for_tests(node: NodeId) -> Self {
+        Keyspace::new(
+            node,
+            NodeClock::resume(node, crdt::hlc::DEFAULT_MAX_OFFSET_MS, 0),
+            SHARD_BITS_DEFAULT,
+        )
+    }
+
+    /// This node's id.
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// The node's clock.
+    pub fn clock(&self) -> &NodeClock {
+        &self.clock
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The shard `index`, for anti-entropy and scans.
+    pub fn shard(&self, index: usize) -> &RwLock<Shard> {
+        &self.shards[index]
+    }
+
+    /// Keys that exist.
+    pub fn key_count(&self) -> u64 {
+        self.live.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    /// Runs `f` on the value of `key` (`None` if the key was never written or was dropped;
+    /// tombstones are passed so introspection can show them — use [`Value::exists`]).
+    pub fn read<R>(&self, key: &[u8], f: impl FnOnce(Option<&Value>) -> R) -> R {
+        let shard = self.shards[bucket_of(key, self.bits)].read();
+        f(shard.entries.get(key).map(|e| &e.value))
+    }
+
+    /// Runs the mutation `f` on `key` with a fresh timestamp. When `f` returns a delta, the op
+    /// that persists the change and the delta to replicate are pushed into `ws`. On error, `f`
+    /// must have left the value unchanged (every `crdt` mutator guarantees it).
+    pub fn write<R>(
+        &self,
+        key: &[u8],
+        ws: &mut WriteSet,
+        f: impl FnOnce(&mut Value, Timestamp) -> Result<(R, Option<Value>), crdt::Error>,
+    ) -> Result<R, crdt::Error> {
+        let (ts, ceiling) = self.clock.now();
+        if let Some(op) = ceiling {
+            // Persist the new ceiling even if the write fails: the clock has moved past the old
+            // one in memory.
+            ws.push_op(op);
+        }
+        let mut shard = self.shards[bucket_of(key, self.bits)].write();
+        let entry = match shard.entries.get_mut(key) {
+            Some(e) => e,
+            None => shard.entries.entry(key.into()).or_default(),
+        };
+        let existed = entry.value.exists();
+        let outcome = f(&mut entry.value, ts);
+        if let Ok((_, Some(delta))) = &outcome {
+            let op = entry.persist(key, delta);
+            ws.push_op(op);
+            ws.push_delta(key.to_vec(), delta.clone(), ts);
+        }
+        let exists = entry.value.exists();
+        if entry.value.parts().len() == 0 {
+            // Reads and refused writes of absent keys leave nothing behind.
+            shard.entries.remove(key);
+        }
+        self.count_change(existed, exists);
+        outcome.map(|(r, _)| r)
+    }
+
+    /// Up to about `count` keys from the shards at and after `cursor` that pass `filter`, and
+    /// the cursor to continue from (0 when the scan is complete). Like Redis `SCAN`, a key that
+    /// exists for the whole scan is returned at least once; whole shards are returned, so a call
+    /// may return more than `count`.
+    pub fn scan(
+        &self,
+        cursor: u64,
+        count: usize,
+        mut filter: impl FnMut(&[u8], &Value) -> bool,
+    ) -> (u64, Vec<Vec<u8>>) {
+        let mut out = Vec::new();
+        let mut index = usize::try_from(cursor).unwrap_or(usize::MAX);
+        while index < self.shards.len() {
+            let shard = self.shards[index].read();
+            out.extend(
+                shard
+                    .entries
+                    .iter()
+                    .filter(|(k, e)| e.value.exists() && filter(k, &e.value))
+                    .map(|(k, _)| k.to_vec()),
+            );
+            drop(shard);
+            index += 1;
+            if out.len() >= count.max(1) {
+                break;
+            }
+        }
+        let next = if index >= self.shards.len() {
+            0
+        } else {
+            index as u64
+        };
+        (next, out)
+    }
+
+    pub(crate) fn count_change(&self, existed: bool, exists: bool) {
+        match (existed, exists) {
+            (false, true) => self.live.fetch_add(1, Ordering::Relaxed),
+            (true, false) => self.live.fetch_sub(1, Ordering::Relaxed),
+            _ => 0,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests;
