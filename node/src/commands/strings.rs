@@ -164,7 +164,7 @@ fn mget(ctx: &mut Ctx<'_>) -> CmdResult {
 }
 
 fn mset(ctx: &mut Ctx<'_>) -> CmdResult {
-    if ctx.args.len() % 2 == 0 {
+    if ctx.args.len().is_multiple_of(2) {
         return Err(CommandError::WrongArity);
     }
     let pairs = ctx.args.skip(1);

@@ -131,7 +131,7 @@ mod tests {
         }
         assert!(appended > 1900, "large values append deltas ({appended})");
         assert!(
-            rebased >= 1 && rebased < 20,
+            (1..20).contains(&rebased),
             "and rebase rarely ({rebased})"
         );
     }
