@@ -15,7 +15,10 @@ mod trace;
 static ALLOC: alloc::Counting = alloc::Counting;
 
 #[derive(Parser)]
-#[command(name = "bench", about = "crdtkv benchmarks: ours vs a reference, side by side")]
+#[command(
+    name = "bench",
+    about = "crdtkv benchmarks: ours vs a reference, side by side"
+)]
 struct Cli {
     #[command(subcommand)]
     scenario: Scenario,

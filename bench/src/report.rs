@@ -23,10 +23,16 @@ impl Result {
     /// Records ours and the reference in `unit` (for example `ms`, `ops_per_s`, `bytes`) and
     /// their ratio ours / reference.
     pub fn compare(mut self, unit: &str, ours: f64, reference: &str, theirs: f64) -> Self {
-        self.fields.insert(format!("ours_{unit}"), json!(round(ours)));
+        self.fields
+            .insert(format!("ours_{unit}"), json!(round(ours)));
         self.fields.insert("reference".into(), json!(reference));
-        self.fields.insert(format!("reference_{unit}"), json!(round(theirs)));
-        let ratio = if theirs == 0.0 { f64::NAN } else { ours / theirs };
+        self.fields
+            .insert(format!("reference_{unit}"), json!(round(theirs)));
+        let ratio = if theirs == 0.0 {
+            f64::NAN
+        } else {
+            ours / theirs
+        };
         self.fields.insert("ratio".into(), json!(round(ratio)));
         self
     }
@@ -45,11 +51,19 @@ impl Result {
             .filter(|(k, _)| k.as_str() != "scenario")
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        eprintln!("{:<10} {}", self.fields["scenario"].as_str().unwrap_or(""), row.join("  "));
+        eprintln!(
+            "{:<10} {}",
+            self.fields["scenario"].as_str().unwrap_or(""),
+            row.join("  ")
+        );
         println!("{}", Value::Object(self.fields));
     }
 }
 
 fn round(x: f64) -> f64 {
-    if x.is_finite() { (x * 1000.0).round() / 1000.0 } else { x }
+    if x.is_finite() {
+        (x * 1000.0).round() / 1000.0
+    } else {
+        x
+    }
 }

@@ -130,10 +130,7 @@ mod tests {
             }
         }
         assert!(appended > 1900, "large values append deltas ({appended})");
-        assert!(
-            (1..20).contains(&rebased),
-            "and rebase rarely ({rebased})"
-        );
+        assert!((1..20).contains(&rebased), "and rebase rarely ({rebased})");
     }
 
     #[test]
