@@ -4,10 +4,14 @@
 //! `--node-id` and `--log-level` override the file (or the defaults, without `--config`), so
 //! `crdtkv --port 7000 --data-dir /tmp/x` starts a node with no file at all.
 //! `--check-config` validates and prints the effective configuration without starting.
+//!
+//! `crdtkv cert ca --out DIR` and `crdtkv cert node --ca DIR --node-id N --out DIR` make the
+//! cluster's TLS material (see `[cluster]` in `config/cluster/`).
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError};
 
@@ -43,6 +47,74 @@ pub struct Cli {
     /// Validate the configuration, print it with every default filled in, and exit.
     #[arg(long)]
     pub check_config: bool,
+
+    /// A tool instead of a node.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Tools that do not start a node.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Cluster TLS: a CA, and certificates signed by it that bind node ids.
+    #[command(subcommand)]
+    Cert(CertCommand),
+}
+
+/// `crdtkv cert ...`
+#[derive(Debug, Clone, Subcommand)]
+pub enum CertCommand {
+    /// Create a cluster CA: DIR/ca.pem and DIR/ca.key (mode 0600; keep it off the nodes).
+    /// Refuses to overwrite.
+    Ca {
+        /// Directory to write to (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Issue the certificate of one node, signed by the CA in --ca: OUT/node.pem,
+    /// OUT/node.key (0600) and OUT/ca.pem. Point the node's cluster.tls_dir at OUT.
+    /// Refuses to overwrite.
+    Node {
+        /// Directory holding ca.pem and ca.key (from `crdtkv cert ca`).
+        #[arg(long, value_name = "DIR")]
+        ca: PathBuf,
+        /// The node id the certificate binds (1 or more); the node takes its id from it.
+        #[arg(long, value_name = "ID", value_parser = clap::value_parser!(u64).range(1..))]
+        node_id: u64,
+        /// Directory to write to (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+impl Command {
+    /// Runs the tool; errors are printed.
+    pub fn run(&self) -> ExitCode {
+        let result = match self {
+            Command::Cert(CertCommand::Ca { out }) => gossip::tls::create_ca_files(out)
+                .map(|f| format!("wrote {} and {}", f.cert.display(), f.key.display())),
+            Command::Cert(CertCommand::Node { ca, node_id, out }) => {
+                gossip::tls::issue_node_files(ca, crdt::NodeId(*node_id), out).map(|f| {
+                    format!(
+                        "wrote {}, {} and {} for node {node_id}",
+                        f.cert.display(),
+                        f.key.display(),
+                        f.ca_cert.display()
+                    )
+                })
+            }
+        };
+        match result {
+            Ok(message) => {
+                println!("{message}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("crdtkv: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    }
 }
 
 impl Cli {

@@ -29,6 +29,7 @@
 
 pub mod cli;
 pub mod clients;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod glob;

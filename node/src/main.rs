@@ -1,15 +1,22 @@
 //! `crdtkv`: start a node. See `crdtkv --help` and `node::cli`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 use node::cli::Cli;
+use node::cluster::{Cluster, WriteGate};
+use node::config::Config;
 use node::startup::{self, StartError};
-use node::state::Hooks;
+use node::state::{Hooks, NodeState};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(command) = &cli.command {
+        return command.run();
+    }
     let config = match cli.load_config() {
         Ok(config) => config,
         Err(error) => {
@@ -32,33 +39,93 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let state = match startup::start(config, cli.config.clone(), Hooks::default()) {
-        Ok(state) => Arc::new(state),
-        Err(error) => return fail(&error),
-    };
-    let served = runtime.block_on(serve(Arc::clone(&state)));
+    let (served, state) = runtime.block_on(run(config, cli.config.clone()));
     // Connections that outlived the shutdown timeout are dropped with the runtime, which
     // releases their references to the state.
     drop(runtime);
-    let flushed = state.committer.shutdown();
-    drop(state);
+    let flushed = state.map(|state| {
+        let flushed = state.committer.shutdown();
+        drop(state);
+        flushed
+    });
     if let Err(error) = served {
         return fail(&error);
     }
     match flushed {
-        Ok(()) => {
-            tracing::info!("storage flushed; bye");
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
+        Some(Err(error)) => {
             tracing::error!(%error, "final storage sync failed");
             ExitCode::FAILURE
+        }
+        _ => {
+            tracing::info!("storage flushed; bye");
+            ExitCode::SUCCESS
         }
     }
 }
 
+/// Opens the node, starts its cluster side if configured, serves until SIGINT or SIGTERM, and
+/// leaves the cluster. Returns the state (once built) so that storage is flushed after the
+/// runtime is gone.
+async fn run(
+    mut config: Config,
+    config_file: Option<PathBuf>,
+) -> (Result<(), StartError>, Option<Arc<NodeState>>) {
+    let tls = match &config.cluster {
+        Some(cluster) => match node::cluster::load_tls(cluster, config.node.node_id) {
+            Ok(tls) => {
+                // The certificate names the node.
+                config.node.node_id = Some(tls.node_id().get());
+                Some(tls)
+            }
+            Err(error) => return (Err(error.into()), None),
+        },
+        None => None,
+    };
+    let opened = match startup::open(&config) {
+        Ok(opened) => opened,
+        Err(error) => return (Err(error), None),
+    };
+    let (cluster, gate) = match (&config.cluster, &tls) {
+        (Some(section), Some(tls)) => {
+            let sync = config.storage.fsync == node::config::FsyncPolicy::Always;
+            let store = Arc::clone(&opened.rocks) as Arc<dyn storage::Store>;
+            let cluster =
+                match Cluster::start(section, tls, Arc::clone(&opened.keyspace), store, sync).await
+                {
+                    Ok(cluster) => cluster,
+                    Err(error) => return (Err(error.into()), None),
+                };
+            let gate = if opened.had_data && section.startup_sync_timeout_ms > 0 {
+                let gate = Arc::new(WriteGate::closed());
+                let timeout = Duration::from_millis(section.startup_sync_timeout_ms);
+                let (g, replication) = (Arc::clone(&gate), cluster.replication.clone());
+                tokio::spawn(async move { g.open_when_caught_up(replication, timeout).await });
+                gate
+            } else {
+                Arc::new(WriteGate::open())
+            };
+            (Some(cluster), gate)
+        }
+        _ => (None, Arc::new(WriteGate::open())),
+    };
+    let state = Arc::new(startup::build(
+        config,
+        config_file,
+        opened,
+        cluster,
+        gate,
+        Hooks::default(),
+    ));
+    let served = serve(Arc::clone(&state)).await;
+    if let Some(cluster) = &state.cluster {
+        cluster.shutdown().await;
+        tracing::info!("left the cluster");
+    }
+    (served, Some(state))
+}
+
 /// Binds the listener and serves until SIGINT or SIGTERM.
-async fn serve(state: Arc<node::state::NodeState>) -> Result<(), StartError> {
+async fn serve(state: Arc<NodeState>) -> Result<(), StartError> {
     let listener = node::server::bind(&state)
         .await
         .map_err(|source| StartError::Bind {

@@ -13,8 +13,11 @@ use crdt::NodeId;
 use storage::{Batch, Op, RocksStore, StorageError, Store, StoreExt};
 use thiserror::Error;
 
+use crate::cluster::{Cluster, ClusterError, WriteGate};
 use crate::config::{Config, ConfigError};
-use crate::keyspace::{CEILING_META, Keyspace, LoadError, NodeClock, SHARD_BITS_DEFAULT};
+use crate::keyspace::{
+    CEILING_META, Keyspace, LoadError, LoadStats, NodeClock, SHARD_BITS_DEFAULT,
+};
 use crate::state::{Hooks, NodeParts, NodeState};
 
 /// Metadata record holding the node id (a u64 in the crdt encoding).
@@ -51,9 +54,13 @@ pub enum StartError {
         /// The id from the config or `--node-id`.
         configured: u64,
     },
-    /// The RESP listener could not be bound.
+    /// The keyspace could not be loaded.
     #[error("cannot load the keyspace: {0}")]
     Load(#[from] LoadError),
+    /// The cluster side could not start.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// The RESP listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         /// The address.
@@ -106,24 +113,74 @@ pub fn node_identity(
     }
 }
 
-/// Opens the store, establishes the identity and builds the node's shared state with `hooks`.
+/// A node's storage opened and its keyspace loaded: what the cluster side and the shared
+/// state are built from.
+pub struct Opened {
+    /// The RocksDB store.
+    pub rocks: Arc<RocksStore>,
+    /// The node's id.
+    pub node_id: NodeId,
+    /// Every stored key.
+    pub keyspace: Arc<Keyspace>,
+    /// Whether the store held any key (tombstones included) when it was opened.
+    pub had_data: bool,
+}
+
+/// Opens the store, establishes the identity and loads the keyspace (keeping anti-entropy
+/// digests when `config` has a `[cluster]` section).
+pub fn open(config: &Config) -> Result<Opened, StartError> {
+    let rocks = open_store(config)?;
+    let node_id = node_identity(rocks.as_ref(), config.node.node_id, &config.node.data_dir)?;
+    let (keyspace, stats) = load_keyspace(rocks.as_ref(), node_id, config)?;
+    Ok(Opened {
+        rocks,
+        node_id,
+        keyspace: Arc::new(keyspace),
+        had_data: stats.keys + stats.tombstones > 0,
+    })
+}
+
+/// Builds the node's shared state from what [`open`] returned, the cluster side if any, and
+/// `hooks`.
+pub fn build(
+    config: Config,
+    config_file: Option<PathBuf>,
+    opened: Opened,
+    cluster: Option<Arc<Cluster>>,
+    gate: Arc<WriteGate>,
+    mut hooks: Hooks,
+) -> NodeState {
+    if let Some(cluster) = &cluster {
+        hooks.deltas = Some(cluster.delta_sink());
+    }
+    NodeState::new(NodeParts {
+        config,
+        config_file,
+        node_id: opened.node_id,
+        store: Arc::clone(&opened.rocks) as Arc<dyn Store>,
+        rocks: Some(opened.rocks),
+        keyspace: opened.keyspace,
+        hooks,
+        cluster,
+        gate,
+    })
+}
+
+/// Opens the store and builds the state of a standalone node.
 pub fn start(
     config: Config,
     config_file: Option<PathBuf>,
     hooks: Hooks,
 ) -> Result<NodeState, StartError> {
-    let rocks = open_store(&config)?;
-    let node_id = node_identity(rocks.as_ref(), config.node.node_id, &config.node.data_dir)?;
-    let keyspace = load_keyspace(rocks.as_ref(), node_id, &config)?;
-    Ok(NodeState::new(NodeParts {
+    let opened = open(&config)?;
+    Ok(build(
         config,
         config_file,
-        node_id,
-        store: Arc::clone(&rocks) as Arc<dyn Store>,
-        rocks: Some(rocks),
-        keyspace: Arc::new(keyspace),
+        opened,
+        None,
+        Arc::new(WriteGate::open()),
         hooks,
-    }))
+    ))
 }
 
 /// Resumes the clock above its persisted ceiling and loads every stored key.
@@ -131,10 +188,14 @@ pub fn load_keyspace(
     store: &dyn Store,
     node_id: NodeId,
     config: &Config,
-) -> Result<Keyspace, StartError> {
+) -> Result<(Keyspace, LoadStats), StartError> {
     let ceiling: u64 = store.get_meta_as(CEILING_META)?.unwrap_or(0);
     let clock = NodeClock::resume(node_id, config.node.max_clock_offset_ms, ceiling);
-    let keyspace = Keyspace::new(node_id, clock, SHARD_BITS_DEFAULT);
+    // A cluster node's shards are its anti-entropy buckets.
+    let keyspace = match &config.cluster {
+        Some(c) => Keyspace::new(node_id, clock, c.replication.leaf_bits).with_digests(),
+        None => Keyspace::new(node_id, clock, SHARD_BITS_DEFAULT),
+    };
     let started = std::time::Instant::now();
     let stats = keyspace.load(store)?;
     tracing::info!(
@@ -145,7 +206,7 @@ pub fn load_keyspace(
         ms = started.elapsed().as_millis() as u64,
         "keyspace loaded"
     );
-    Ok(keyspace)
+    Ok((keyspace, stats))
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use crdt::NodeId;
 use storage::{GroupCommitter, RocksStore, Store};
 
 use crate::clients::ClientRegistry;
+use crate::cluster::{Cluster, WriteGate};
 use crate::commands::{CommandTable, FAMILIES};
 use crate::config::Config;
 use crate::info::InfoSection;
@@ -99,6 +100,10 @@ pub struct NodeParts {
     pub keyspace: Arc<Keyspace>,
     /// The replication hooks.
     pub hooks: Hooks,
+    /// The cluster side, for a replicating node.
+    pub cluster: Option<Arc<Cluster>>,
+    /// Whether writes are accepted yet (see [`crate::cluster::gate`]).
+    pub gate: Arc<WriteGate>,
 }
 
 /// Shared state of a running node.
@@ -127,6 +132,13 @@ pub struct NodeState {
     pub keyspace: Arc<Keyspace>,
     /// Replication hooks.
     pub hooks: Hooks,
+    /// The cluster side, for a replicating node (`CLUSTER` commands, INFO).
+    pub cluster: Option<Arc<Cluster>>,
+    /// Whether writes are accepted yet.
+    pub gate: Arc<WriteGate>,
+    /// Longest key a write may use: replication's `key_bytes_max` in a cluster (a longer key
+    /// could never be shipped), unbounded standalone (`limits.bulk_bytes_max` applies).
+    pub key_bytes_max: usize,
     /// Request limits, from `[limits]`.
     pub parse_limits: ParseLimits,
     /// INFO sections in output order.
@@ -158,6 +170,8 @@ impl NodeState {
             rocks,
             keyspace,
             hooks,
+            cluster,
+            gate,
         } = parts;
         let committer = GroupCommitter::start(
             Arc::clone(&store),
@@ -166,6 +180,10 @@ impl NodeState {
         );
         let connections_max = usize::try_from(config.server.connections_max).unwrap_or(usize::MAX);
         let info_sections = crate::info::sections_with(&hooks.info_sections);
+        let key_bytes_max = config
+            .cluster
+            .as_ref()
+            .map_or(usize::MAX, |c| c.replication.key_bytes_max);
         Self {
             parse_limits: ParseLimits::from_config(&config.limits),
             clients: ClientRegistry::new(connections_max),
@@ -180,6 +198,9 @@ impl NodeState {
             stats: Stats::default(),
             keyspace,
             hooks,
+            cluster,
+            gate,
+            key_bytes_max,
             info_sections,
             started: Instant::now(),
             started_at: SystemTime::now(),
@@ -202,6 +223,8 @@ impl NodeState {
             rocks: None,
             keyspace: Arc::new(Keyspace::for_tests(NodeId(1))),
             hooks: Hooks::default(),
+            cluster: None,
+            gate: Arc::new(WriteGate::open()),
         }))
     }
 }

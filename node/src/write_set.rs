@@ -23,16 +23,9 @@ use storage::{Batch, Op, StorageError};
 use crate::resp::ReplyWriter;
 use crate::state::NodeState;
 
-/// The delta of one local write of `key`: what replication ships to peers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyDelta {
-    /// The key written.
-    pub key: Vec<u8>,
-    /// The CRDT delta of the write (a `Value` holding only what changed).
-    pub delta: crdt::Value,
-    /// The write's HLC timestamp (replication's freshness watermarks are built from it).
-    pub ts: crdt::Timestamp,
-}
+/// The delta of one local write: its key, the CRDT delta (a `Value` holding only what changed)
+/// and the write's HLC timestamp, exactly as replication takes it.
+pub use gossip::replication::driver::LocalDelta as KeyDelta;
 
 /// What the commands of one batch wrote, and which replies depend on it.
 #[derive(Debug, Default)]

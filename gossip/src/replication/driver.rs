@@ -50,6 +50,9 @@ pub struct ReplicationStatus {
     pub peers: Vec<PeerStatus>,
     /// The counters.
     pub metrics: ReplicationMetrics,
+    /// [`Replicator::caught_up`]: this run has completed anti-entropy with every member it
+    /// knows (a node that may have come back without its data accepts writes only then).
+    pub caught_up: bool,
 }
 
 enum Command {
@@ -125,6 +128,12 @@ impl ReplicationHandle {
         self.status.borrow().mode
     }
 
+    /// Whether this run has caught up with every member it knows (see
+    /// [`Replicator::caught_up`]).
+    pub fn caught_up(&self) -> bool {
+        self.status.borrow().caught_up
+    }
+
     /// The counters.
     pub fn metrics(&self) -> ReplicationMetrics {
         self.status.borrow().metrics.clone()
@@ -196,6 +205,7 @@ fn status_of(r: &Replicator) -> ReplicationStatus {
         mode: r.mode(),
         peers: r.peers(),
         metrics: r.metrics().clone(),
+        caught_up: r.caught_up(),
     }
 }
 

@@ -17,6 +17,16 @@ pub(super) fn write<R>(
     key: &[u8],
     f: impl FnOnce(&mut Value, Timestamp) -> Result<(R, Option<Value>), crdt::Error>,
 ) -> Result<R, CommandError> {
+    if !ctx.state.gate.is_open() {
+        return Err(CommandError::msg(crate::cluster::gate::GATED));
+    }
+    if key.len() > ctx.state.key_bytes_max {
+        return Err(CommandError::owned(format!(
+            "ERR key of {} bytes exceeds cluster.replication.key_bytes_max ({} bytes)",
+            key.len(),
+            ctx.state.key_bytes_max
+        )));
+    }
     ctx.state
         .keyspace
         .write(key, ctx.writes, f)

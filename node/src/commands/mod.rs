@@ -28,6 +28,7 @@
 //! unique (checked when the table is built, in every test).
 
 mod client;
+mod cluster;
 mod command;
 mod config;
 mod connection;
@@ -67,6 +68,7 @@ pub const FAMILIES: &[&[CommandSpec]] = &[
     sets::COMMANDS,
     text::COMMANDS,
     crdt_info::COMMANDS,
+    cluster::COMMANDS,
 ];
 
 /// A command's implementation.

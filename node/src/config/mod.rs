@@ -6,10 +6,8 @@
 //! [limits]   # bounds on what clients send
 //! [storage]  # RocksDB and the fsync policy (storage::StoreOptions)
 //! [log]      # log filter and format
+//! [cluster]  # optional: QUIC endpoint, TLS, seeds, gossip tuning (see [`cluster`])
 //! ```
-//!
-//! A `[cluster]` section (seeds, gossip and transport settings) belongs here too; it is added
-//! with replication, and until then a file containing it is refused like any unknown key.
 //!
 //! The model: defaults live in code ([`sections`]), the file overrides them, command-line flags
 //! override the file ([`crate::cli`]), and [`Config::validate`] checks the result once, naming
@@ -17,6 +15,7 @@
 //! (`deny_unknown_fields`), so a typo never silently falls back to a default. Relative paths
 //! are relative to the working directory, like every other Unix tool.
 
+mod cluster;
 mod flatten;
 mod sections;
 mod validate;
@@ -26,6 +25,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+pub use cluster::{ClusterSection, MESSAGE_OVERHEAD_BYTES};
 pub use flatten::flatten;
 pub use sections::{LimitsSection, LogFormat, LogSection, NodeSection, ServerSection};
 pub use storage::{CommitLimits, FsyncPolicy, StoreOptions};
@@ -45,6 +45,9 @@ pub struct Config {
     pub storage: StoreOptions,
     /// `[log]`
     pub log: LogSection,
+    /// `[cluster]`: absent for a standalone node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterSection>,
 }
 
 /// Why a configuration was refused. Nothing was started.
@@ -122,8 +125,10 @@ mod tests {
     fn unknown_keys_and_bad_types_are_refused_with_the_key() {
         let err = Config::from_toml("[server]\nprot = 1\n").unwrap_err();
         assert!(err.contains("prot"), "{err}");
-        let err = Config::from_toml("[cluster]\nseeds = []\n").unwrap_err();
-        assert!(err.contains("cluster"), "{err}");
+        let err = Config::from_toml("[cluster]\nsedes = []\n").unwrap_err();
+        assert!(err.contains("sedes"), "{err}");
+        let err = Config::from_toml("[cluster.replication]\nae_period = 1\n").unwrap_err();
+        assert!(err.contains("ae_period"), "{err}");
         let err = Config::from_toml("[server]\nport = \"x\"\n").unwrap_err();
         assert!(err.contains("port"), "{err}");
         let err = Config::from_toml("[storage]\nfsync = \"sometimes\"\n").unwrap_err();

@@ -46,7 +46,28 @@ impl Config {
         self.validate_server()?;
         self.validate_limits()?;
         self.validate_storage()?;
-        self.validate_log()
+        self.validate_log()?;
+        self.validate_cluster()
+    }
+
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(());
+        };
+        cluster
+            .check()
+            .map_err(|(key, reason)| invalid(&format!("cluster.{key}"), reason))?;
+        // Anti-entropy ships a key's whole state in one transport message.
+        let room = (cluster.transport.message_bytes_max as u64)
+            .saturating_sub(cluster.replication.key_bytes_max as u64)
+            .saturating_sub(super::MESSAGE_OVERHEAD_BYTES);
+        at_most(
+            "limits.value_bytes_max",
+            self.limits.value_bytes_max,
+            room,
+            "cluster.transport.message_bytes_max - cluster.replication.key_bytes_max - 4096 \
+             in a cluster",
+        )
     }
 
     fn validate_node(&self) -> Result<(), ConfigError> {
@@ -236,5 +257,18 @@ mod tests {
         let mut c = Config::default();
         c.log.level = "info,=bogus=".into();
         assert_eq!(error_key(&c), "log.level");
+
+        let mut c = Config {
+            cluster: Some(super::super::ClusterSection::default()),
+            ..Config::default()
+        };
+        assert_eq!(error_key(&c), "limits.value_bytes_max");
+        c.limits.value_bytes_max = 1 << 20;
+        c.validate().unwrap();
+        c.cluster.as_mut().unwrap().replication.ae_period_ms = 0;
+        assert_eq!(error_key(&c), "cluster.replication.ae_period_ms");
+        c.cluster.as_mut().unwrap().replication.ae_period_ms = 100;
+        c.cluster.as_mut().unwrap().transport.bind_addr = "127.0.0.1:1".parse().unwrap();
+        assert_eq!(error_key(&c), "cluster.transport.bind_addr");
     }
 }

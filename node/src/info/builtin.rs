@@ -185,7 +185,11 @@ fn stats(state: &NodeState, out: &mut InfoWriter) {
 }
 
 fn replication(state: &NodeState, out: &mut InfoWriter) {
-    // A standalone node; the cluster code replaces this section.
+    if let Some(cluster) = &state.cluster {
+        crate::cluster::info::fields(cluster, state, out);
+        return;
+    }
+    // A standalone node: what Redis shows for a master without replicas.
     out.field("role", "master");
     out.field("connected_slaves", 0);
     out.field("master_failover_state", "no-failover");

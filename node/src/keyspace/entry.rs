@@ -31,6 +31,8 @@ pub struct Entry {
     delta_bytes: u32,
     /// The next sequence number to use.
     next_seq: u64,
+    /// Anti-entropy bookkeeping: the entry hash counted in the shard's bucket digest.
+    pub digest: gossip::digest::EntryDigest,
 }
 
 impl Entry {
@@ -41,6 +43,7 @@ impl Entry {
             base_bytes: clamp_u32(base_bytes),
             delta_bytes: clamp_u32(delta_bytes),
             next_seq,
+            digest: gossip::digest::EntryDigest::default(),
         }
     }
 
@@ -61,6 +64,11 @@ impl Entry {
             }
         }
         self.rebase(key, seq)
+    }
+
+    /// Bytes this key occupies on disk: its base and the deltas written since.
+    pub fn stored_bytes(&self) -> usize {
+        self.base_bytes as usize + self.delta_bytes as usize
     }
 
     /// The op that writes the whole current state as the new base (after a merge from a peer,

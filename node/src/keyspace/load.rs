@@ -101,11 +101,14 @@ impl Keyspace {
         }
         self.count_change(false, value.exists());
         // Resume above every record of the key, so later bases and deltas outrank them.
-        let entry = Entry::loaded(value, base_bytes, delta_bytes, next_seq);
-        self.shards[bucket_of(&key, self.bits)]
-            .write()
-            .entries
-            .insert(key.into_boxed_slice(), entry);
+        let mut entry = Entry::loaded(value, base_bytes, delta_bytes, next_seq);
+        let mut guard = self.shards[bucket_of(&key, self.bits)].write();
+        let shard = &mut *guard;
+        if self.digests {
+            // Loaded keys enter the digests at the first refresh.
+            shard.digest.mark_dirty(&key, &mut entry.digest);
+        }
+        shard.entries.insert(key.into_boxed_slice(), entry);
         Ok(())
     }
 }

@@ -17,16 +17,19 @@
 mod clock;
 mod entry;
 mod load;
+mod replica;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use crdt::{NodeId, Timestamp, Value};
+use gossip::digest::BucketDigest;
 use parking_lot::RwLock;
 
 pub use clock::{CEILING_META, NodeClock, wall_ms};
 pub use entry::{Entry, FULL_STATE_BELOW_BYTES};
 pub use load::{LoadError, LoadStats};
+pub use replica::KeyspaceReplica;
 
 use crate::write_set::WriteSet;
 
@@ -42,10 +45,11 @@ pub fn bucket_of(key: &[u8], bits: u32) -> usize {
     (xxhash_rust::xxh3::xxh3_64(key) >> (64 - bits)) as usize
 }
 
-/// One shard: the entries of one bucket.
+/// One shard: the entries of one bucket, and the bucket's anti-entropy digest.
 #[derive(Debug, Default)]
 pub struct Shard {
     entries: HashMap<Box<[u8]>, Entry>,
+    digest: BucketDigest,
 }
 
 impl Shard {
@@ -64,6 +68,9 @@ pub struct Keyspace {
     shards: Box<[RwLock<Shard>]>,
     /// Keys that exist (tombstones excluded).
     live: AtomicI64,
+    /// Whether writes keep the bucket digests current (a replicated node). A standalone node
+    /// skips it: nothing would ever read them, and the dirty lists would only grow.
+    digests: bool,
 }
 
 impl Keyspace {
@@ -78,7 +85,19 @@ impl Keyspace {
             bits,
             shards,
             live: AtomicI64::new(0),
+            digests: false,
         }
+    }
+
+    /// Makes writes and loads keep the anti-entropy digests current (call before loading).
+    pub fn with_digests(mut self) -> Self {
+        self.digests = true;
+        self
+    }
+
+    /// `log2` of the number of shards (= anti-entropy buckets).
+    pub fn shard_bits(&self) -> u32 {
+        self.bits
     }
 
     /// An empty keyspace with a fresh clock, for unit tests.
@@ -137,7 +156,8 @@ impl Keyspace {
             // one in memory.
             ws.push_op(op);
         }
-        let mut shard = self.shards[bucket_of(key, self.bits)].write();
+        let mut guard = self.shards[bucket_of(key, self.bits)].write();
+        let shard = &mut *guard;
         let entry = match shard.entries.get_mut(key) {
             Some(e) => e,
             None => shard.entries.entry(key.into()).or_default(),
@@ -148,11 +168,16 @@ impl Keyspace {
             let op = entry.persist(key, delta);
             ws.push_op(op);
             ws.push_delta(key.to_vec(), delta.clone(), ts);
+            if self.digests {
+                shard.digest.mark_dirty(key, &mut entry.digest);
+            }
         }
         let exists = entry.value.exists();
         if entry.value.parts().len() == 0 {
             // Reads and refused writes of absent keys leave nothing behind.
-            shard.entries.remove(key);
+            if let Some(gone) = shard.entries.remove(key) {
+                shard.digest.remove_entry(&gone.digest);
+            }
         }
         self.count_change(existed, exists);
         outcome.map(|(r, _)| r)

@@ -127,6 +127,8 @@ async fn deltas_are_published_after_a_successful_commit_only() {
         rocks: None,
         keyspace: Arc::new(crate::keyspace::Keyspace::for_tests(crdt::NodeId(1))),
         hooks,
+        cluster: None,
+        gate: Arc::new(crate::cluster::WriteGate::open()),
     });
     let (mut writes, mut reply) = (WriteSet::new(), ReplyWriter::new(Protocol::Resp2));
     batch_with_two_writes(&mut writes, &mut reply);
