@@ -46,6 +46,8 @@ pub struct MemberRow {
     pub peer: Option<PeerStatus>,
     /// Whether this node cut it with `CLUSTER PARTITION`.
     pub partitioned: bool,
+    /// Its SWIM incarnation (grows as it refutes suspicion).
+    pub incarnation: u16,
 }
 
 /// Every member, this node first, then by node id.
@@ -58,6 +60,7 @@ pub fn members(cluster: &Cluster) -> Vec<MemberRow> {
         state: "myself",
         peer: None,
         partitioned: false,
+        incarnation: 0,
     }];
     for m in &view.members {
         rows.push(MemberRow {
@@ -65,6 +68,7 @@ pub fn members(cluster: &Cluster) -> Vec<MemberRow> {
             state: member_state_name(m.state),
             peer: peers.iter().find(|p| p.node_id == m.node_id).copied(),
             partitioned: cut.contains(&m.node_id),
+            incarnation: m.incarnation,
         });
     }
     // Members replication counts (configured ones) that membership has not seen yet.
@@ -75,6 +79,7 @@ pub fn members(cluster: &Cluster) -> Vec<MemberRow> {
                 state: "unseen",
                 peer: Some(p),
                 partitioned: cut.contains(&p.node_id),
+                incarnation: 0,
             });
         }
     }
@@ -83,7 +88,7 @@ pub fn members(cluster: &Cluster) -> Vec<MemberRow> {
 
 /// `CLUSTER MEMBERS`: one line per member:
 /// `<id> <addr> <state> lag_ms=<ms|-> synced_at=<ms|-> in_sync=<0|1> partitioned=<0|1>
-/// generation=<g>`.
+/// generation=<g> incarnation=<i>` (no lag fields on this node's own line, `myself`).
 pub fn members_text(cluster: &Cluster) -> String {
     let mut text = String::new();
     for row in members(cluster) {
@@ -103,9 +108,10 @@ pub fn members_text(cluster: &Cluster) -> String {
         }
         let _ = writeln!(
             text,
-            " partitioned={} generation={}",
+            " partitioned={} generation={} incarnation={}",
             u8::from(row.partitioned),
-            row.identity.generation
+            row.identity.generation,
+            row.incarnation
         );
     }
     text

@@ -121,6 +121,28 @@ mod tests {
         assert_eq!(parsed, expected);
     }
 
+    /// The shipped cluster examples are valid and describe the documented layout.
+    #[test]
+    fn shipped_cluster_configs_are_valid() {
+        let files = [
+            include_str!("../../../config/cluster/node1.toml"),
+            include_str!("../../../config/cluster/node2.toml"),
+            include_str!("../../../config/cluster/node3.toml"),
+        ];
+        for (i, text) in files.into_iter().enumerate() {
+            let n = i as u64 + 1;
+            let c = Config::from_toml(text).unwrap();
+            c.validate().unwrap();
+            assert_eq!(c.node.node_id, Some(n));
+            assert_eq!(c.server.port, 6380 + n as u32);
+            assert_eq!(c.node.data_dir, PathBuf::from(format!("data/node{n}")));
+            let cluster = c.cluster.unwrap();
+            assert_eq!(cluster.bind.port(), 7380 + n as u16);
+            assert_eq!(cluster.seeds.len(), 3);
+            assert_eq!(cluster.tls_dir, PathBuf::from(format!("data/tls/node{n}")));
+        }
+    }
+
     #[test]
     fn unknown_keys_and_bad_types_are_refused_with_the_key() {
         let err = Config::from_toml("[server]\nprot = 1\n").unwrap_err();
