@@ -34,6 +34,8 @@ pub struct OrSet {
     /// Every live dot and its member; derived from `entries`, not encoded.
     by_dot: BTreeMap<Dot, Arc<[u8]>>,
     ctx: CausalContext,
+    /// Total bytes of the members; derived from `entries`, not encoded (size limits in O(1)).
+    member_bytes: u64,
 }
 
 impl OrSet {
@@ -50,6 +52,11 @@ impl OrSet {
     /// Whether there is no member.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Total length in bytes of the members.
+    pub fn member_bytes(&self) -> u64 {
+        self.member_bytes
     }
 
     /// Whether `member` is in the set.
@@ -121,6 +128,7 @@ impl OrSet {
                 }
                 None => {
                     added += 1;
+                    self.member_bytes += member.len() as u64;
                     Arc::from(member)
                 }
             };
@@ -141,6 +149,7 @@ impl OrSet {
         for member in members {
             if let Some(dots) = self.entries.remove(member) {
                 removed += 1;
+                self.member_bytes -= member.len() as u64;
                 for d in dots {
                     self.by_dot.remove(&d);
                     delta.ctx.insert(d);
@@ -155,10 +164,10 @@ impl OrSet {
         let ctx = CausalContext::from_sorted_dots(self.by_dot.keys().copied());
         self.entries.clear();
         self.by_dot.clear();
+        self.member_bytes = 0;
         OrSet {
-            entries: BTreeMap::new(),
-            by_dot: BTreeMap::new(),
             ctx,
+            ..OrSet::default()
         }
     }
 
@@ -166,7 +175,10 @@ impl OrSet {
         for &d in &dots {
             self.by_dot.insert(d, member.clone());
         }
-        self.entries.insert(member, dots);
+        let len = member.len() as u64;
+        if self.entries.insert(member, dots).is_none() {
+            self.member_bytes += len;
+        }
     }
 
     fn drop_dot(&mut self, dot: Dot) {
@@ -177,6 +189,7 @@ impl OrSet {
             dots.retain(|d| *d != dot);
             if dots.is_empty() {
                 self.entries.remove(&member);
+                self.member_bytes -= member.len() as u64;
             }
         }
     }
@@ -217,7 +230,10 @@ impl Merge for OrSet {
             }
             let key = match self.entries.get_key_value(&member) {
                 Some((k, _)) => k.clone(),
-                None => member,
+                None => {
+                    self.member_bytes += member.len() as u64;
+                    member
+                }
             };
             for &d in &fresh {
                 self.by_dot.insert(d, key.clone());
@@ -284,6 +300,7 @@ impl<'de> Deserialize<'de> for OrSet {
                     return Err(D::Error::custom("one dot supports two set members"));
                 }
             }
+            set.member_bytes += member.len() as u64;
             set.entries.insert(member, dots);
         }
         Ok(set)
@@ -299,6 +316,47 @@ mod tests {
 
     fn members(s: &OrSet) -> Vec<&[u8]> {
         s.iter().collect()
+    }
+
+    fn summed(s: &OrSet) -> u64 {
+        s.iter().map(|m| m.len() as u64).sum()
+    }
+
+    /// The derived byte count follows every way members come and go.
+    #[test]
+    fn member_bytes_follow_adds_removes_merges_and_decoding() {
+        let mut a = OrSet::new();
+        let mut b = OrSet::new();
+        let mut deltas = Vec::new();
+        for i in 0..200u32 {
+            let m = format!("member-{}", i % 37).into_bytes();
+            let (d, _) = if i % 3 == 0 {
+                b.add(B, [m.as_slice()])
+            } else {
+                a.add(A, [m.as_slice()])
+            };
+            deltas.push(d);
+            if i % 5 == 0 {
+                let (d, _) = a.remove([m.as_slice()]);
+                deltas.push(d);
+            }
+            assert_eq!(a.member_bytes(), summed(&a));
+            assert_eq!(b.member_bytes(), summed(&b));
+        }
+        for d in deltas {
+            a.merge(d.clone());
+            b.merge(d);
+            assert_eq!(a.member_bytes(), summed(&a));
+            assert_eq!(b.member_bytes(), summed(&b));
+        }
+        assert_eq!(a, b);
+        let decoded: OrSet =
+            crate::encoding::decode(&crate::encoding::encode(&a)).expect("round trip");
+        assert_eq!(decoded.member_bytes(), summed(&a));
+        let delta = a.clear();
+        assert_eq!(a.member_bytes(), 0);
+        b.merge(delta);
+        assert_eq!(b.member_bytes(), summed(&b));
     }
 
     #[test]

@@ -122,9 +122,12 @@ fn scan(ctx: &mut Ctx<'_>) -> CmdResult {
         match option.to_ascii_uppercase().as_slice() {
             b"MATCH" => pattern = Some(value),
             b"COUNT" => {
-                count = crate::resp::parse_i64(value)
+                // As in Redis: not a number is a range error, a number below 1 a syntax error.
+                let n = crate::resp::parse_i64(value).ok_or(CommandError::NotInteger)?;
+                count = usize::try_from(n)
+                    .ok()
                     .filter(|&n| n >= 1)
-                    .ok_or(CommandError::Syntax)? as usize;
+                    .ok_or(CommandError::Syntax)?;
             }
             b"TYPE" => kind = Some(value.to_ascii_lowercase()),
             _ => return Err(CommandError::Syntax),

@@ -56,12 +56,40 @@ fn sadd(ctx: &mut Ctx<'_>) -> CmdResult {
     for m in &members {
         check_value_size(ctx, m.len())?;
     }
+    let max = ctx.state.config.limits.value_bytes_max;
     let key = ctx.arg(1);
     let added = write(ctx, key, |v, ts| {
-        v.sadd(ts, &members).map(|(d, n)| (n, Some(d)))
+        if !set_fits(v, &members, max) {
+            return Ok((None, None));
+        }
+        v.sadd(ts, &members).map(|(d, n)| (Some(n), Some(d)))
+    })?;
+    let added = added.ok_or_else(|| {
+        CommandError::owned(format!(
+            "ERR the set would exceed limits.value_bytes_max ({max} bytes)"
+        ))
     })?;
     ctx.reply.integer(added as i64);
     Ok(())
+}
+
+/// Whether the set of `value` (none yet, or another type: the add itself decides) stays within
+/// `max` bytes of members once `members` are added. Adding only present members is always
+/// allowed. O(members added): the set keeps its total member bytes.
+fn set_fits(value: &Value, members: &[&[u8]], max: u64) -> bool {
+    let set = match value.view() {
+        Some(View::Set(s)) => Some(s),
+        _ => None,
+    };
+    let mut fresh: Vec<&[u8]> = members
+        .iter()
+        .copied()
+        .filter(|m| !set.is_some_and(|s| s.contains(m)))
+        .collect();
+    fresh.sort_unstable();
+    fresh.dedup();
+    let added: u64 = fresh.iter().map(|m| m.len() as u64).sum();
+    fresh.is_empty() || set.map_or(0, crdt::OrSet::member_bytes) + added <= max
 }
 
 fn srem(ctx: &mut Ctx<'_>) -> CmdResult {
@@ -133,4 +161,33 @@ fn scard(ctx: &mut Ctx<'_>) -> CmdResult {
     let n = with_set(ctx, ctx.arg(1), |s| s.map_or(0, crdt::OrSet::len))?;
     ctx.reply.integer(n as i64);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_fits;
+    use crdt::{NodeId, Timestamp, Value};
+
+    #[test]
+    fn set_size_counts_member_bytes() {
+        let ts = Timestamp {
+            physical_ms: 1,
+            logical: 0,
+            node: NodeId(1),
+        };
+        let empty = Value::new();
+        assert!(set_fits(&empty, &[b"abcd", b"abcd", b"ef"], 6));
+        assert!(!set_fits(&empty, &[b"abcd", b"efg"], 6));
+        let mut v = Value::new();
+        v.sadd(ts, &[b"abcd", b"ef"]).unwrap();
+        assert!(
+            set_fits(&v, &[b"abcd", b"ef"], 6),
+            "present members add nothing"
+        );
+        assert!(!set_fits(&v, &[b"g"], 6));
+        assert!(set_fits(&v, &[b"g", b"abcd"], 7));
+        let mut register = Value::new();
+        register.set_register(ts, b"a long register value");
+        assert!(set_fits(&register, &[b"m"], 1), "the add refuses the type");
+    }
 }

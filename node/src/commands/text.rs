@@ -70,9 +70,7 @@ fn text_insert(ctx: &mut Ctx<'_>) -> CmdResult {
     let max = ctx.state.config.limits.value_bytes_max;
     let key = ctx.arg(1);
     let len = write(ctx, key, |v, ts| {
-        // A character takes at least one byte, so this bounds the text's size from below.
-        let current = text_of(v).map_or(0, Rga::len);
-        if current.saturating_add(text.chars().count() as u64) > max {
+        if !text_fits(text_of(v), text.len() as u64, max) {
             return Ok((None, None));
         }
         let delta = v.text_insert(ts, index, text)?;
@@ -80,11 +78,26 @@ fn text_insert(ctx: &mut Ctx<'_>) -> CmdResult {
     })?;
     let len = len.ok_or_else(|| {
         CommandError::owned(format!(
-            "ERR the text would exceed limits.value_bytes_max ({max})"
+            "ERR the text would exceed limits.value_bytes_max ({max} bytes)"
         ))
     })?;
     ctx.reply.integer(len as i64);
     Ok(())
+}
+
+/// Whether `current` (`None`: no text yet) plus `added` bytes of UTF-8 stays within `max`
+/// bytes. A character takes one to four bytes, so the character count decides without
+/// rendering the text unless it is within a factor of four of the limit.
+fn text_fits(current: Option<&Rga>, added: u64, max: u64) -> bool {
+    let chars = current.map_or(0, Rga::len);
+    if chars.saturating_mul(4).saturating_add(added) <= max {
+        return true;
+    }
+    if chars.saturating_add(added) > max {
+        return false;
+    }
+    let bytes = current.map_or(0, |t| t.to_string().len() as u64);
+    bytes.saturating_add(added) <= max
 }
 
 fn text_delete(ctx: &mut Ctx<'_>) -> CmdResult {
@@ -168,6 +181,20 @@ fn text_len(ctx: &mut Ctx<'_>) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::inclusive_range;
+
+    #[test]
+    fn text_size_is_counted_in_bytes() {
+        use super::text_fits;
+        use crdt::{NodeId, Rga};
+        let mut t = Rga::new();
+        t.insert(NodeId(1), 0, &"é".repeat(10)).unwrap();
+        assert!(text_fits(None, 10, 10));
+        assert!(!text_fits(None, 11, 10));
+        assert!(text_fits(Some(&t), 4, 24));
+        assert!(!text_fits(Some(&t), 5, 24), "20 bytes of text, not 10");
+        assert!(!text_fits(Some(&t), 1, 15));
+        assert!(text_fits(Some(&t), 20, 100));
+    }
 
     #[test]
     fn ranges_follow_getrange() {

@@ -279,3 +279,9 @@ pub fn run_binary(args: &[&str]) -> (ExitStatus, String, String) {
         String::from_utf8_lossy(&out.stderr).into(),
     )
 }
+
+/// Helpers for the data-command tests.
+pub mod data;
+
+/// A cluster of real nodes over QUIC on loopback.
+pub mod cluster;
