@@ -95,7 +95,9 @@ async fn run(
                     Ok(cluster) => cluster,
                     Err(error) => return (Err(error.into()), None),
                 };
-            let gate = if opened.had_data && section.startup_sync_timeout_ms > 0 {
+            // Closed even for an empty data directory: it may be a wiped node whose earlier
+            // counter entries survive only on its peers (see `node::cluster::gate`).
+            let gate = if section.startup_sync_timeout_ms > 0 {
                 let gate = Arc::new(WriteGate::closed());
                 let timeout = Duration::from_millis(section.startup_sync_timeout_ms);
                 let (g, replication) = (Arc::clone(&gate), cluster.replication.clone());

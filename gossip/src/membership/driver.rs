@@ -289,6 +289,10 @@ impl Driver {
                         // Messages addressed by node id alone can now be dialled.
                         self.transport.set_peer_addr(*node_id, *addr);
                     }
+                    if let MemberEvent::Down { node_id, .. } = &event {
+                        // See `Transport::reset_peer`: recover fast when the network heals.
+                        self.transport.reset_peer(*node_id);
+                    }
                     tracing::info!(?event, "membership");
                     if let Err(mpsc::error::TrySendError::Full(_)) = self.events.try_send(event) {
                         self.events_dropped += 1;

@@ -334,6 +334,17 @@ impl Transport {
         self.shared().partition(peers);
     }
 
+    /// Closes every connection to `peer` without cutting it; the next send dials a new one.
+    ///
+    /// Membership calls it when it declares `peer` down: after a real network partition the
+    /// old connection may survive (its idle timeout is longer than SWIM's failure detection)
+    /// stuck in QUIC's retransmission backoff, which would delay the first packets after the
+    /// network heals by seconds. A fresh dial gets through as soon as the network does.
+    pub fn reset_peer(&self, peer: NodeId) {
+        tracing::debug!(%peer, "closing connections to a peer declared down");
+        self.shared().reset_peer(peer);
+    }
+
     /// Restores traffic with every cut peer. Backs `CLUSTER HEAL`.
     pub fn heal(&self) {
         tracing::info!("heal: restoring all peers");

@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 pub(crate) const CLOSE_SHUTDOWN: VarInt = VarInt::from_u32(0);
 pub(crate) const CLOSE_DUPLICATE: VarInt = VarInt::from_u32(1);
 pub(crate) const CLOSE_REFUSED: VarInt = VarInt::from_u32(2);
+pub(crate) const CLOSE_PEER_DOWN: VarInt = VarInt::from_u32(3);
 
 pub(crate) struct Senders {
     pub(crate) datagrams: mpsc::Sender<Inbound>,
@@ -138,6 +139,15 @@ impl Shared {
     /// Adds `peers` to the cut set and closes every connection to them.
     pub(crate) fn partition(&self, peers: &[NodeId]) {
         self.cut.write().extend(peers.iter().copied());
+        self.close_peers(peers, CLOSE_REFUSED, b"partitioned");
+    }
+
+    /// Closes every connection to `peer`; the next send dials a new one.
+    pub(crate) fn reset_peer(&self, peer: NodeId) {
+        self.close_peers(&[peer], CLOSE_PEER_DOWN, b"declared down");
+    }
+
+    fn close_peers(&self, peers: &[NodeId], code: VarInt, reason: &[u8]) {
         let victims: Vec<Connection> = {
             let st = self.state.lock();
             st.conns
@@ -147,7 +157,7 @@ impl Shared {
                 .collect()
         };
         for conn in victims {
-            conn.close(CLOSE_REFUSED, b"partitioned");
+            conn.close(code, reason);
         }
     }
 

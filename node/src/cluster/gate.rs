@@ -9,8 +9,11 @@
 //! ([`gossip::replication::Replicator::caught_up`]), the node holds everything it ever wrote
 //! that survives anywhere, and writes are safe.
 //!
-//! A node that loaded nothing has nothing to reuse: every key it writes starts fresh
-//! (`crdt::causal` fresh starts), so the gate opens at once. The gate also opens after
+//! A node that loaded nothing is gated too: it may be a node whose data directory was wiped,
+//! and although its new dots and text ids start fresh (`crdt::causal` fresh starts), a fresh
+//! counter epoch *replaces* the node's older tally of a key on every replica — the increments
+//! it acknowledged before the wipe would be lost. A new cluster's nodes catch up with each
+//! other within a few anti-entropy periods. The gate also opens after
 //! `cluster.startup_sync_timeout_ms` when peers stay unreachable (logged): availability wins
 //! over the rare restored-backup case, and an operator can set a longer timeout.
 //! Reads are never gated. Once open, the gate stays open.
@@ -31,7 +34,7 @@ pub struct WriteGate {
 }
 
 impl WriteGate {
-    /// A gate that is already open (standalone nodes, empty data directories).
+    /// A gate that is already open (standalone nodes, `startup_sync_timeout_ms = 0`).
     pub fn open() -> Self {
         WriteGate {
             open: AtomicBool::new(true),

@@ -18,6 +18,8 @@ use gossip::membership::driver::MembershipHandle;
 use gossip::replication::LAG_BUCKETS_MS;
 use gossip::replication::driver::ReplicationHandle;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -45,6 +47,45 @@ fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
     let g: Gauge = Gauge::default();
     g.set(value);
     registry.register(name, help, g);
+}
+
+/// A histogram whose observations were bucketed already (by the replication driver), exposed
+/// as a Prometheus histogram: `_bucket{le}` cumulative in `le` order, `_sum`, `_count`.
+#[derive(Debug)]
+struct BucketedHistogram {
+    sum: f64,
+    count: u64,
+    /// `(upper bound, non-cumulative count)`, the last bound infinite.
+    buckets: Vec<(f64, u64)>,
+}
+
+impl BucketedHistogram {
+    fn from_lag(lag: &gossip::replication::LagHistogram) -> Self {
+        let buckets = lag
+            .counts
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let le = LAG_BUCKETS_MS.get(i).map_or(f64::INFINITY, |&b| b as f64);
+                (le, n)
+            })
+            .collect();
+        BucketedHistogram {
+            sum: lag.sum_ms as f64,
+            count: lag.count,
+            buckets,
+        }
+    }
+}
+
+impl EncodeMetric for BucketedHistogram {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        encoder.encode_histogram::<NoLabelSet>(self.sum, self.count, &self.buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
 }
 
 /// The metrics text as of now.
@@ -198,34 +239,10 @@ pub fn render(
     ] {
         counter(&mut r, name, help, value);
     }
-    // The lag histogram in Prometheus' bucket layout (cumulative, `le` in ms).
-    let buckets: Family<Labels, Counter> = Family::default();
-    let mut cumulative = 0;
-    for (i, count) in m.delta_lag.counts.iter().enumerate() {
-        cumulative += count;
-        let le = LAG_BUCKETS_MS
-            .get(i)
-            .map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
-        buckets
-            .get_or_create(&vec![("le".into(), le)])
-            .inc_by(cumulative);
-    }
     r.register(
-        "replication_lag_ms_bucket",
-        "Delta batches received by lag from write to visible here, cumulative",
-        buckets,
-    );
-    counter(
-        &mut r,
-        "replication_lag_ms_count",
-        "Delta batches whose lag was measured",
-        m.delta_lag.count,
-    );
-    counter(
-        &mut r,
-        "replication_lag_ms_sum",
-        "Sum of measured lags, ms",
-        m.delta_lag.sum_ms,
+        "replication_lag_ms",
+        "Delta batches received by lag from write to visible here, ms",
+        BucketedHistogram::from_lag(&m.delta_lag),
     );
 
     let t = transport.counters();
