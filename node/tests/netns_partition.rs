@@ -6,18 +6,23 @@
 //! concurrent write on the other side re-added it, the later SET wins, and both sides' text
 //! edits survive.
 //!
-//! Topology (P = this test's pid, X = a free 10.77.X.0/24, normally 0):
+//! Topology (P = this test's pid):
 //!
 //! ```text
-//!   crdtkv-n1-P  eth0 10.77.X.1 ─┐
-//!   crdtkv-n2-P  eth0 10.77.X.2 ─┼─ br0 in crdtkv-br-P ─── crdtkvP 10.77.X.100 (this process)
-//!   crdtkv-n3-P  eth0 10.77.X.3 ─┘
+//!   crdtkv-n1-P  eth0 10.77.0.1 ─┐
+//!   crdtkv-n2-P  eth0 10.77.0.2 ─┼─ br0 in crdtkv-br-P ─── eth0 10.77.0.100 in crdtkv-c-P
+//!   crdtkv-n3-P  eth0 10.77.0.3 ─┘                          (the test's RESP clients)
 //! ```
 //!
 //! Each node runs as `ip netns exec crdtkv-nN-P crdtkv --config ...`, RESP and QUIC bound to
-//! its own address; the test talks RESP to them directly through its own veth into the bridge.
-//! The namespaces are deleted when the test ends, also on panic; leftovers of a run that was
-//! killed are deleted at the start of the next one.
+//! its own address. The test's RESP connections are opened by threads that first join the
+//! client namespace `crdtkv-c-P` (setns); a socket stays in the namespace it was created in, so
+//! the connections can then be used from any thread. The host's network namespace gets no link,
+//! address or route (the test checks that `ip -o link` and `ip -o addr` there are the same
+//! before and after start-up, and after teardown), and since every run has its own bridge and
+//! client namespace, runs at the same time do not collide. The namespaces are deleted when the
+//! test ends, also on panic; leftovers of a run that was killed are deleted at the start of the
+//! next one.
 //!
 //! Needs root, `ip` (iproute2) and a working `iptables` (nft or legacy; `.ci/setup` installs
 //! them). Without them the test prints "skipped: ..." and passes, unless
@@ -26,12 +31,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use nix::sched::CloneFlags;
 
 const NODES: usize = 3;
 const RESP_PORT: u16 = 6379;
@@ -96,27 +104,23 @@ fn pid_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// The pid a name made by this test carries (`crdtkv-n1-123`, `crdtkv-br-123`, `crdtkv123`),
-/// `Some(None)` for the fixed names an older version might have used (`crdtkv-n1`,
-/// `crdtkv-br`), `None` for anything else.
+/// The pid a namespace made by this test carries (`crdtkv-n1-123`, `crdtkv-br-123`,
+/// `crdtkv-c-123`), `Some(None)` for the fixed names an older version might have used
+/// (`crdtkv-n1`, `crdtkv-br`), `None` for anything else.
 fn owner_pid(name: &str) -> Option<Option<u32>> {
-    if let Some(rest) = name.strip_prefix("crdtkv-") {
-        let (role, pid) = match rest.split_once('-') {
-            Some((role, pid)) => (role, Some(pid.parse().ok()?)),
-            None => (rest, None),
-        };
-        let node = role
-            .strip_prefix('n')
-            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
-        (node || role == "br").then_some(pid)
-    } else {
-        let pid = name.strip_prefix("crdtkv")?;
-        Some(Some(pid.parse().ok()?))
-    }
+    let rest = name.strip_prefix("crdtkv-")?;
+    let (role, pid) = match rest.split_once('-') {
+        Some((role, pid)) => (role, Some(pid.parse().ok()?)),
+        None => (rest, None),
+    };
+    let node = role
+        .strip_prefix('n')
+        .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
+    (node || role == "br" || role == "c").then_some(pid)
 }
 
-/// Deletes the namespaces (and the processes in them) and host veths of earlier runs whose
-/// test process is gone.
+/// Deletes the namespaces (and the processes in them) of earlier runs whose test process is
+/// gone. Only namespaces: the host's own links are never touched.
 fn delete_leftovers() {
     let Ok(list) = run("ip", &["netns", "list"]) else {
         return;
@@ -131,24 +135,6 @@ fn delete_leftovers() {
             None => {}
         }
     }
-    let links = run("ip", &["-o", "link", "show"]).unwrap_or_default();
-    for link in links.lines() {
-        // "12: crdtkv123@if5: <...>"
-        let Some(name) = link
-            .split(": ")
-            .nth(1)
-            .map(|n| n.split('@').next().unwrap())
-        else {
-            continue;
-        };
-        if name.starts_with("crdtkv")
-            && !name.starts_with("crdtkv-")
-            && matches!(owner_pid(name), Some(Some(pid)) if !pid_alive(pid))
-        {
-            eprintln!("deleting link {name} left by an earlier run");
-            let _ = run("ip", &["link", "del", name]);
-        }
-    }
 }
 
 fn delete_namespace(ns: &str) {
@@ -160,17 +146,51 @@ fn delete_namespace(ns: &str) {
     let _ = run("ip", &["netns", "del", ns]);
 }
 
+/// Runs `f` on a new thread that has first joined the network namespace `ns` (made by `ip netns
+/// add`); the calling thread, and so the rest of the process, stays where it is. Sockets `f`
+/// creates stay in `ns` wherever they are used later.
+fn in_namespace<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> Result<T, String> {
+    let path = format!("/run/netns/{ns}");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let fd = File::open(&path).map_err(|e| format!("{path}: {e}"))?;
+            nix::sched::setns(&fd, CloneFlags::CLONE_NEWNET)
+                .map_err(|e| format!("setns({path}): {e}"))?;
+            Ok(f())
+        })
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// The host namespace's links and addresses (`ip -o link`, `ip -o addr` without the address
+/// lifetimes, which may count down); this test must leave them as they are.
+fn host_network() -> String {
+    let links = must("ip", &["-o", "link", "show"]);
+    let addrs = must("ip", &["-o", "addr", "show"]);
+    let addrs = addrs.lines().map(|l| match l.find("valid_lft") {
+        Some(i) => l[..i].trim_end(),
+        None => l,
+    });
+    let mut out = links;
+    for a in addrs {
+        out.push_str(a);
+        out.push('\n');
+    }
+    out
+}
+
 // ---------------------------------------------------------------------------------------------
 // The network
 
 /// The namespaces, bridge and veths of one run; deleted when dropped.
 struct Net {
     pid: u32,
-    /// `10.77.X`
+    /// `10.77.0`: every run has its own bridge and client namespace, so no run's addresses are
+    /// visible to another's or to the host.
     prefix: String,
     /// Namespaces created so far (deleted on drop).
     namespaces: Vec<String>,
-    host_link: Option<String>,
     /// The iptables binary that works in the namespaces.
     iptables: String,
 }
@@ -184,6 +204,20 @@ impl Net {
         format!("crdtkv-br-{}", self.pid)
     }
 
+    /// Where the test's RESP clients live.
+    fn client_ns(&self) -> String {
+        format!("crdtkv-c-{}", self.pid)
+    }
+
+    fn client_ip(&self) -> String {
+        format!("{}.100", self.prefix)
+    }
+
+    /// Runs `f` on a thread in the client namespace (see [`in_namespace`]).
+    fn in_client_ns<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        in_namespace(&self.client_ns(), f).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     fn ip(&self, id: usize) -> String {
         format!("{}.{id}", self.prefix)
     }
@@ -191,22 +225,17 @@ impl Net {
     /// Builds the topology; Err(reason) if this machine cannot (what exists is deleted).
     fn create() -> Result<Self, String> {
         let pid = std::process::id();
-        // A /24 no interface of this namespace uses yet (another run's, say).
-        let addrs = run("ip", &["-4", "-o", "addr", "show"])?;
-        let x = (0..=255)
-            .find(|x| !addrs.contains(&format!(" 10.77.{x}.")))
-            .ok_or("no free 10.77.X.0/24")?;
         let mut net = Self {
             pid,
-            prefix: format!("10.77.{x}"),
+            prefix: "10.77.0".into(),
             namespaces: Vec::new(),
-            host_link: None,
             iptables: String::new(),
         };
         let br = net.bridge_ns();
+        let client = net.client_ns();
         let names: Vec<String> = (1..=NODES)
             .map(|i| net.node_ns(i))
-            .chain([br.clone()])
+            .chain([br.clone(), client.clone()])
             .collect();
         for ns in names {
             run("ip", &["netns", "add", &ns])?;
@@ -215,9 +244,9 @@ impl Net {
         }
         run("ip", &["-n", &br, "link", "add", "br0", "type", "bridge"])?;
         run("ip", &["-n", &br, "link", "set", "br0", "up"])?;
-        for i in 1..=NODES {
-            let ns = net.node_ns(i);
-            let port = format!("v{i}");
+        let hosts = (1..=NODES).map(|i| (net.node_ns(i), format!("v{i}"), net.ip(i)));
+        let hosts = hosts.chain([(client.clone(), "vc".into(), net.client_ip())]);
+        for (ns, port, ip) in hosts {
             run(
                 "ip",
                 &[
@@ -229,25 +258,22 @@ impl Net {
                 "ip",
                 &["-n", &br, "link", "set", &port, "master", "br0", "up"],
             )?;
-            let addr = format!("{}/24", net.ip(i));
+            let addr = format!("{ip}/24");
             run("ip", &["-n", &ns, "addr", "add", &addr, "dev", "eth0"])?;
             run("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
         }
-        let host = format!("crdtkv{pid}");
-        run(
-            "ip",
-            &[
-                "link", "add", &host, "type", "veth", "peer", "name", "vh", "netns", &br,
-            ],
-        )?;
-        net.host_link = Some(host.clone());
-        run(
-            "ip",
-            &["-n", &br, "link", "set", "vh", "master", "br0", "up"],
-        )?;
-        let addr = format!("{}.100/24", net.prefix);
-        run("ip", &["addr", "add", &addr, "dev", &host])?;
-        run("ip", &["link", "set", &host, "up"])?;
+
+        // A thread that joins the client namespace must really be in it.
+        let want = std::fs::metadata(format!("/run/netns/{client}"))
+            .map(|m| format!("net:[{}]", m.ino()))
+            .map_err(|e| format!("/run/netns/{client}: {e}"))?;
+        let got = in_namespace(&client, || std::fs::read_link("/proc/thread-self/ns/net"))?
+            .map_err(|e| format!("/proc/thread-self/ns/net: {e}"))?;
+        if got.to_str() != Some(want.as_str()) {
+            return Err(format!(
+                "setns into {client}: the thread is in {got:?}, not {want}"
+            ));
+        }
 
         // nft or legacy: whichever can add and delete a rule in a node's namespace.
         let ns = net.node_ns(1);
@@ -314,13 +340,6 @@ impl Drop for Net {
     fn drop(&mut self) {
         for ns in self.namespaces.iter().rev() {
             delete_namespace(ns);
-        }
-        if let Some(link) = &self.host_link {
-            // Gone with the bridge namespace's end of the pair; this is in case it is not.
-            let _ = Command::new("ip")
-                .args(["link", "del", link])
-                .stderr(Stdio::null())
-                .status();
         }
     }
 }
@@ -429,12 +448,16 @@ impl Cluster {
         format!("{}:{RESP_PORT}", self.net.ip(id))
     }
 
+    /// Connects from the client namespace; the connection can be used from any thread.
     fn try_connect(&self, id: usize) -> redis::RedisResult<redis::Connection> {
-        let client = redis::Client::open(format!("redis://{}/", self.addr(id)))?;
-        let con = client.get_connection_with_timeout(Duration::from_secs(2))?;
-        con.set_read_timeout(Some(Duration::from_secs(10)))?;
-        con.set_write_timeout(Some(Duration::from_secs(10)))?;
-        Ok(con)
+        let url = format!("redis://{}/", self.addr(id));
+        self.net.in_client_ns(move || {
+            let client = redis::Client::open(url)?;
+            let con = client.get_connection_with_timeout(Duration::from_secs(2))?;
+            con.set_read_timeout(Some(Duration::from_secs(10)))?;
+            con.set_write_timeout(Some(Duration::from_secs(10)))?;
+            Ok(con)
+        })
     }
 
     fn connect(&self, id: usize) -> redis::Connection {
@@ -646,6 +669,7 @@ fn partition_by_iptables_and_heal() {
         return;
     }
     delete_leftovers();
+    let host_before = host_network();
     let net = match Net::create() {
         Ok(net) => net,
         Err(why) => {
@@ -654,8 +678,13 @@ fn partition_by_iptables_and_heal() {
         }
     };
     eprintln!(
-        "namespaces crdtkv-{{n1,n2,n3,br}}-{}, nodes at {}.1-{NODES}, iptables: {}",
-        net.pid, net.prefix, net.iptables
+        "namespaces crdtkv-{{n1,n2,n3,br,c}}-{}, nodes at {}.1-{NODES}, clients at {} in {}, \
+         iptables: {}",
+        net.pid,
+        net.prefix,
+        net.client_ip(),
+        net.client_ns(),
+        net.iptables
     );
     let mut cluster = Cluster::start(net);
     let up = cluster.wait_info("cluster up", Duration::from_secs(60), |_, i| {
@@ -664,6 +693,17 @@ fn partition_by_iptables_and_heal() {
             && field(i, "replication_mode") == "normal"
     });
     eprintln!("cluster up and in normal mode after {up:?}");
+    let host_up = host_network();
+    assert_eq!(
+        host_before, host_up,
+        "the host namespace's links or addresses changed during start-up"
+    );
+    eprintln!(
+        "host namespace unchanged after start-up: {} links, {} addresses, same `ip -o link` and \
+         `ip -o addr` as before",
+        host_up.lines().filter(|l| !l.contains(" inet")).count(),
+        host_up.lines().filter(|l| l.contains(" inet")).count()
+    );
 
     let mut cons: Vec<redis::Connection> = (1..=NODES).map(|id| cluster.connect(id)).collect();
 
@@ -805,4 +845,13 @@ fn partition_by_iptables_and_heal() {
         "netns partition: heal-to-identical {} ms",
         converged.as_millis()
     );
+
+    drop(cons);
+    drop(cluster);
+    assert_eq!(
+        host_before,
+        host_network(),
+        "the host namespace's links or addresses changed by the end of the test"
+    );
+    eprintln!("host namespace unchanged after teardown");
 }
