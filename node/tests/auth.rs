@@ -3,18 +3,11 @@
 
 mod common;
 
+use common::data::{err, ok};
 use common::{Node, Reply};
 
 const NOAUTH: &str = "NOAUTH Authentication required.";
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
-
-fn err(text: &str) -> Reply {
-    Reply::Error(text.into())
-}
-
-fn ok() -> Reply {
-    Reply::Simple("OK".into())
-}
 
 #[test]
 fn without_a_password() {

@@ -4,11 +4,8 @@
 mod common;
 
 use common::cluster::{Cluster, WAIT, http_get, metric, parse_info, wait_for};
+use common::data::err;
 use common::{Node, Reply};
-
-fn err(text: &str) -> Reply {
-    Reply::Error(text.into())
-}
 
 fn metrics_of(cluster: &Cluster, i: usize) -> String {
     let (status, body) = cluster.scrape(i);

@@ -12,17 +12,6 @@ use common::cluster::{Cluster, WAIT, set_members, wait_for};
 /// Writes per node in the concurrent phase.
 const ROUNDS: usize = 20;
 
-fn int(r: Reply) -> i64 {
-    match r {
-        Reply::Int(n) => n,
-        other => panic!("expected an integer, got {other:?}"),
-    }
-}
-
-fn ok(r: Reply) {
-    assert_eq!(r, Reply::Simple("OK".into()));
-}
-
 /// A character no other (node, round) uses: node 0 writes Latin, node 1 Greek, node 2 Cyrillic.
 fn glyph(node: usize, round: usize) -> char {
     let base = [0x100u32, 0x3b1, 0x410][node];
@@ -46,40 +35,41 @@ fn writer(cluster: &Cluster, node: usize) -> Done {
     let own = format!("mine{node}");
     for j in 0..ROUNDS {
         let by = (node as i64 + 1) * j as i64 + 1;
-        int(r.cmd(&["INCRBY", "ctr", &by.to_string()]));
-        int(r.cmd(&["DECRBY", "ctr", "2"]));
+        r.cmd(&["INCRBY", "ctr", &by.to_string()]).int();
+        r.cmd(&["DECRBY", "ctr", "2"]).int();
         increments += by - 2;
         let member = format!("m{node}-{j}");
-        assert_eq!(int(r.cmd(&["SADD", "set", &member])), 1);
+        assert_eq!(r.cmd(&["SADD", "set", &member]).int(), 1);
         if j % 3 == 0 {
             // Removes only the add this node made (and saw): it stays removed everywhere.
-            assert_eq!(int(r.cmd(&["SREM", "set", &member])), 1);
+            assert_eq!(r.cmd(&["SREM", "set", &member]).int(), 1);
         }
-        int(r.cmd(&["SADD", "set", &format!("shared-{j}")]));
+        r.cmd(&["SADD", "set", &format!("shared-{j}")]).int();
         last_register = format!("v{node}-{j}");
-        ok(r.cmd(&["SET", "reg", &last_register]));
+        r.cmd(&["SET", "reg", &last_register]).assert_ok();
         let c = glyph(node, j).to_string();
-        int(r.cmd(&["TEXT.INSERT", "doc", "0", &c]));
+        r.cmd(&["TEXT.INSERT", "doc", "0", &c]).int();
         // The node's own text: appended at the end, the oldest character deleted every 4th
         // round; nobody else writes it, so its value is exact.
-        int(r.cmd(&["TEXT.INSERT", &own, &mine.len().to_string(), &c]));
+        r.cmd(&["TEXT.INSERT", &own, &mine.len().to_string(), &c])
+            .int();
         mine.push(glyph(node, j));
         if j % 4 == 3 {
-            assert_eq!(int(r.cmd(&["TEXT.DELETE", &own, "0", "1"])), 1);
+            assert_eq!(r.cmd(&["TEXT.DELETE", &own, "0", "1"]).int(), 1);
             mine.remove(0);
         }
         match (node, j) {
             // DEL of a key nobody else writes: gone everywhere.
-            (2, 5) => assert_eq!(int(r.cmd(&["DEL", "gone"])), 1),
+            (2, 5) => assert_eq!(r.cmd(&["DEL", "gone"]).int(), 1),
             // DEL racing a concurrent increment on another node.
             (0, 7) => {
-                int(r.cmd(&["DEL", "contested"]));
+                r.cmd(&["DEL", "contested"]).int();
             }
             (1, 7) => {
-                int(r.cmd(&["INCRBY", "contested", "7"]));
+                r.cmd(&["INCRBY", "contested", "7"]).int();
             }
             // SET over a set: the register replaces it everywhere.
-            (1, 9) => ok(r.cmd(&["SET", "overwritten", "reg"])),
+            (1, 9) => r.cmd(&["SET", "overwritten", "reg"]).assert_ok(),
             _ => {}
         }
     }
@@ -96,10 +86,10 @@ fn concurrent_writes_of_every_type_converge() {
     let cluster = Cluster::start(3);
     // What exists before the concurrent phase, replicated everywhere first.
     let mut r1 = cluster.raw(0);
-    assert_eq!(int(r1.cmd(&["SADD", "gone", "g1", "g2"])), 2);
-    assert_eq!(int(r1.cmd(&["SADD", "overwritten", "x"])), 1);
+    assert_eq!(r1.cmd(&["SADD", "gone", "g1", "g2"]).int(), 2);
+    assert_eq!(r1.cmd(&["SADD", "overwritten", "x"]).int(), 1);
     for i in 0..3 {
-        int(cluster.raw(i).cmd(&["INCRBY", "contested", "5"]));
+        cluster.raw(i).cmd(&["INCRBY", "contested", "5"]).int();
     }
     let base: Vec<String> = ["gone", "overwritten", "contested"]
         .map(String::from)
@@ -197,24 +187,19 @@ fn concurrent_writes_of_every_type_converge() {
 /// values only, with nothing of the old ones coming back.
 #[test]
 fn keys_recreated_after_tombstone_gc_converge() {
-    let cluster = Cluster::builder(3)
-        .set("cluster.replication", "tombstone_gc_period_ms", 200)
-        .set("cluster.replication", "tombstone_gc_grace_ms", 1_000)
-        // The grace must outlast any message in flight.
-        .set("cluster.transport", "message_timeout_ms", 800)
-        .start();
+    let cluster = Cluster::builder(3).quick_tombstone_gc().start();
     let keys: Vec<String> = ["r", "c", "s", "t"].map(String::from).to_vec();
     for i in 0..3 {
         let mut r = cluster.raw(i);
-        ok(r.cmd(&["SET", "r", &format!("old{i}")]));
-        int(r.cmd(&["INCRBY", "c", "10"]));
-        int(r.cmd(&["SADD", "s", &format!("old{i}")]));
-        int(r.cmd(&["TEXT.INSERT", "t", "0", &format!("old{i}")]));
+        r.cmd(&["SET", "r", &format!("old{i}")]).assert_ok();
+        r.cmd(&["INCRBY", "c", "10"]).int();
+        r.cmd(&["SADD", "s", &format!("old{i}")]).int();
+        r.cmd(&["TEXT.INSERT", "t", "0", &format!("old{i}")]).int();
     }
     let (values, _) = cluster.wait_identical(&keys, WAIT);
     assert_eq!(values[1], "string:30");
     let mut r2 = cluster.raw(1);
-    assert_eq!(int(r2.cmd(&["DEL", "r", "c", "s", "t"])), 4);
+    assert_eq!(r2.cmd(&["DEL", "r", "c", "s", "t"]).int(), 4);
     let (values, _) = cluster.wait_identical(&keys, WAIT);
     assert!(values.iter().all(|v| v == "none"), "{values:?}");
     for i in 0..3 {
@@ -234,11 +219,11 @@ fn keys_recreated_after_tombstone_gc_converge() {
     }
     let mut r1 = cluster.raw(0);
     let mut r3 = cluster.raw(2);
-    int(r3.cmd(&["INCRBY", "c", "3"]));
-    int(r1.cmd(&["INCRBY", "c", "4"]));
-    int(r1.cmd(&["SADD", "s", "new"]));
-    int(r2.cmd(&["TEXT.INSERT", "t", "0", "new"]));
-    ok(r3.cmd(&["SET", "r", "new"]));
+    r3.cmd(&["INCRBY", "c", "3"]).int();
+    r1.cmd(&["INCRBY", "c", "4"]).int();
+    r1.cmd(&["SADD", "s", "new"]).int();
+    r2.cmd(&["TEXT.INSERT", "t", "0", "new"]).int();
+    r3.cmd(&["SET", "r", "new"]).assert_ok();
     let (values, _) = cluster.wait_identical(&keys, WAIT);
     assert_eq!(
         values,

@@ -24,17 +24,6 @@ use rand::{Rng, SeedableRng};
 /// A tag identifies one write: (side, sequence); side 0 is the state before the split.
 type Tag = (u8, u32);
 
-fn int(r: Reply) -> i64 {
-    match r {
-        Reply::Int(n) => n,
-        other => panic!("expected an integer, got {other:?}"),
-    }
-}
-
-fn ok(r: Reply) {
-    assert_eq!(r, Reply::Simple("OK".into()));
-}
-
 /// One side's view of an OR set, and what it did.
 #[derive(Debug, Clone, Default)]
 struct SetSide {
@@ -189,17 +178,17 @@ fn base_side() -> Side {
 
 fn write_base(r: &mut Raw) {
     for key in COUNTERS.iter().chain([&DEL_COUNTER]) {
-        assert_eq!(int(r.cmd(&["INCRBY", key, "10"])), 10);
+        assert_eq!(r.cmd(&["INCRBY", key, "10"]).int(), 10);
     }
     for key in SETS {
         for k in 0..6 {
-            assert_eq!(int(r.cmd(&["SADD", key, &format!("base-{k}")])), 1);
+            assert_eq!(r.cmd(&["SADD", key, &format!("base-{k}")]).int(), 1);
         }
     }
     for key in REGISTERS {
-        ok(r.cmd(&["SET", key, "base"]));
+        r.cmd(&["SET", key, "base"]).assert_ok();
     }
-    int(r.cmd(&["TEXT.INSERT", TEXT, "0", BASE_TEXT]));
+    r.cmd(&["TEXT.INSERT", TEXT, "0", BASE_TEXT]).int();
 }
 
 /// A character of `side`'s own range: side A writes CJK ideographs, side B Hangul.
@@ -290,19 +279,23 @@ impl<'a> Writer<'a> {
                 } else {
                     r.cmd(&["INCRBY", key, &by.to_string()])
                 };
-                assert_eq!(int(reply), want, "{key} on side {side}");
+                assert_eq!(reply.int(), want, "{key} on side {side}");
             }
             20..26 => {
                 let by: i64 = self.rng.random_range(1..=9);
                 self.seq += 1;
                 let tag = (side, self.seq);
                 let want = m.counters.get_mut(DEL_COUNTER).unwrap().incr(tag, by);
-                let got = int(r.cmd(&["INCRBY", DEL_COUNTER, &by.to_string()]));
+                let got = r.cmd(&["INCRBY", DEL_COUNTER, &by.to_string()]).int();
                 assert_eq!(got, want, "{DEL_COUNTER} on side {side}");
             }
             26..29 => {
                 let want = m.counters.get_mut(DEL_COUNTER).unwrap().delete();
-                assert_eq!(int(r.cmd(&["DEL", DEL_COUNTER])), want, "DEL {DEL_COUNTER}");
+                assert_eq!(
+                    r.cmd(&["DEL", DEL_COUNTER]).int(),
+                    want,
+                    "DEL {DEL_COUNTER}"
+                );
             }
             29..55 => {
                 let key = SETS[self.rng.random_range(0..SETS.len())];
@@ -316,7 +309,7 @@ impl<'a> Writer<'a> {
                 let tag = (side, self.seq);
                 let want = m.sets.get_mut(key).unwrap().add(&member, tag);
                 assert_eq!(
-                    int(r.cmd(&["SADD", key, &member])),
+                    r.cmd(&["SADD", key, &member]).int(),
                     want,
                     "SADD {key} {member}"
                 );
@@ -332,14 +325,14 @@ impl<'a> Writer<'a> {
                 };
                 let want = set.remove(&member);
                 assert_eq!(
-                    int(r.cmd(&["SREM", key, &member])),
+                    r.cmd(&["SREM", key, &member]).int(),
                     want,
                     "SREM {key} {member}"
                 );
             }
             72..74 => {
                 let want = m.sets.get_mut("s2").unwrap().delete();
-                assert_eq!(int(r.cmd(&["DEL", "s2"])), want, "DEL s2");
+                assert_eq!(r.cmd(&["DEL", "s2"]).int(), want, "DEL s2");
             }
             74..84 => {
                 let key = REGISTERS[self.rng.random_range(0..REGISTERS.len())];
@@ -349,11 +342,11 @@ impl<'a> Writer<'a> {
                 if key == "r3" && self.rng.random_bool(0.3) {
                     let existed = *last != Last::Deleted;
                     *last = Last::Deleted;
-                    assert_eq!(int(r.cmd(&["DEL", key])), i64::from(existed), "DEL {key}");
+                    assert_eq!(r.cmd(&["DEL", key]).int(), i64::from(existed), "DEL {key}");
                 } else {
                     self.seq += 1;
                     let value = format!("side{side}-{}", self.seq);
-                    ok(r.cmd(&["SET", key, &value]));
+                    r.cmd(&["SET", key, &value]).assert_ok();
                     *last = Last::Set(value);
                 }
             }
@@ -364,7 +357,7 @@ impl<'a> Writer<'a> {
                 let pos = self.rng.random_range(0..=m.text.view.len());
                 m.text.view.splice(pos..pos, text.chars());
                 m.text.inserted.extend(text.chars());
-                let got = int(r.cmd(&["TEXT.INSERT", TEXT, &pos.to_string(), &text]));
+                let got = r.cmd(&["TEXT.INSERT", TEXT, &pos.to_string(), &text]).int();
                 assert_eq!(got, m.text.view.len() as i64, "TEXT.INSERT side {side}");
             }
             _ => {
@@ -376,7 +369,9 @@ impl<'a> Writer<'a> {
                 let count = self.rng.random_range(1..=3);
                 let end = (pos + count).min(len);
                 m.text.deleted.extend(m.text.view.drain(pos..end));
-                let got = int(r.cmd(&["TEXT.DELETE", TEXT, &pos.to_string(), &count.to_string()]));
+                let got = r
+                    .cmd(&["TEXT.DELETE", TEXT, &pos.to_string(), &count.to_string()])
+                    .int();
                 assert_eq!(got, (end - pos) as i64, "TEXT.DELETE side {side}");
             }
         }
@@ -513,10 +508,7 @@ fn wait_split_seen(cluster: &Cluster, i: usize, down: &[u64], alive: usize) {
 
 #[test]
 fn partitioned_writes_merge_to_every_acknowledged_write() {
-    let seed: u64 = std::env::var("CRDTKV_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
+    let seed = common::seed_from_env("CRDTKV_TEST_SEED");
     eprintln!("seed {seed} (CRDTKV_TEST_SEED={seed} replays the workload)");
 
     let cluster = Cluster::start(3);
@@ -707,20 +699,16 @@ fn counter(cluster: &Cluster, i: usize, name: &str) -> u64 {
 /// does not come back at the heal; afterwards it is collected everywhere.
 #[test]
 fn tombstones_outlive_a_partition() {
-    let cluster = Cluster::builder(3)
-        .set("cluster.replication", "tombstone_gc_period_ms", 200)
-        .set("cluster.replication", "tombstone_gc_grace_ms", 1_000)
-        .set("cluster.transport", "message_timeout_ms", 800)
-        .start();
+    let cluster = Cluster::builder(3).quick_tombstone_gc().start();
     let keys: Vec<String> = ["k", "s", "c", "control"].map(String::from).to_vec();
     let mut r1 = cluster.raw(0);
-    ok(r1.cmd(&["SET", "k", "v"]));
-    int(r1.cmd(&["SADD", "s", "a"]));
-    int(r1.cmd(&["INCRBY", "c", "5"]));
-    ok(r1.cmd(&["SET", "control", "x"]));
+    r1.cmd(&["SET", "k", "v"]).assert_ok();
+    r1.cmd(&["SADD", "s", "a"]).int();
+    r1.cmd(&["INCRBY", "c", "5"]).int();
+    r1.cmd(&["SET", "control", "x"]).assert_ok();
     cluster.wait_identical(&keys, WAIT);
     // GC works while everyone is connected.
-    assert_eq!(int(r1.cmd(&["DEL", "control"])), 1);
+    assert_eq!(r1.cmd(&["DEL", "control"]).int(), 1);
     for i in 0..3 {
         wait_for("the control tombstone to be collected", WAIT, || {
             let n = counter(&cluster, i, "tombstones_dropped");
@@ -734,8 +722,8 @@ fn tombstones_outlive_a_partition() {
 
     cluster.partition(&[&[0], &[1, 2]]);
     let mut r2 = cluster.raw(1);
-    assert_eq!(int(r2.cmd(&["DEL", "k", "s", "c"])), 3);
-    int(r1.cmd(&["SADD", "s", "b"]));
+    assert_eq!(r2.cmd(&["DEL", "k", "s", "c"]).int(), 3);
+    r1.cmd(&["SADD", "s", "b"]).int();
     let dropped: Vec<u64> = (1..3)
         .map(|i| counter(&cluster, i, "tombstones_dropped"))
         .collect();

@@ -9,17 +9,6 @@ use std::collections::BTreeSet;
 use common::Reply;
 use common::cluster::{Cluster, WAIT, set_members, wait_for};
 
-fn int(r: Reply) -> i64 {
-    match r {
-        Reply::Int(n) => n,
-        other => panic!("expected an integer, got {other:?}"),
-    }
-}
-
-fn ok(r: Reply) {
-    assert_eq!(r, Reply::Simple("OK".into()));
-}
-
 fn keys(names: &[&str]) -> Vec<String> {
     names.iter().map(|k| k.to_string()).collect()
 }
@@ -52,14 +41,14 @@ fn killed_node_catches_up_after_restart() {
     let names = ["ctr", "set", "reg", "doc", "doomed"];
     for i in 0..3 {
         let mut r = cluster.raw(i);
-        int(r.cmd(&["INCRBY", "ctr", "10"]));
-        int(r.cmd(&["SADD", "set", &format!("before-{i}")]));
-        int(r.cmd(&["TEXT.INSERT", "doc", "0", &format!("[{i}]")]));
+        r.cmd(&["INCRBY", "ctr", "10"]).int();
+        r.cmd(&["SADD", "set", &format!("before-{i}")]).int();
+        r.cmd(&["TEXT.INSERT", "doc", "0", &format!("[{i}]")]).int();
         // The next node inserts after seeing this one: a known order.
         cluster.wait_identical(&keys(&["doc"]), WAIT);
     }
-    ok(cluster.raw(2).cmd(&["SET", "reg", "before"]));
-    int(cluster.raw(2).cmd(&["SADD", "doomed", "x"]));
+    cluster.raw(2).cmd(&["SET", "reg", "before"]).assert_ok();
+    cluster.raw(2).cmd(&["SADD", "doomed", "x"]).int();
     cluster.wait_identical(&keys(&names), WAIT);
 
     cluster.kill9(2);
@@ -67,16 +56,16 @@ fn killed_node_catches_up_after_restart() {
     for round in 0..20 {
         let i = round % 2;
         let mut r = cluster.raw(i);
-        int(r.cmd(&["INCRBY", "ctr", "3"]));
-        int(r.cmd(&["SADD", "set", &format!("during-{round}")]));
-        int(r.cmd(&["TEXT.INSERT", "doc", "0", "+"]));
+        r.cmd(&["INCRBY", "ctr", "3"]).int();
+        r.cmd(&["SADD", "set", &format!("during-{round}")]).int();
+        r.cmd(&["TEXT.INSERT", "doc", "0", "+"]).int();
     }
-    int(cluster.raw(0).cmd(&["SREM", "set", "before-2"]));
-    int(cluster.raw(1).cmd(&["DEL", "doomed"]));
-    ok(cluster.raw(1).cmd(&["SET", "reg", "during"]));
+    cluster.raw(0).cmd(&["SREM", "set", "before-2"]).int();
+    cluster.raw(1).cmd(&["DEL", "doomed"]).int();
+    cluster.raw(1).cmd(&["SET", "reg", "during"]).assert_ok();
     wait_seen_down(&cluster, &[0, 1], 2);
     // More writes once the survivors know.
-    int(cluster.raw(0).cmd(&["INCRBY", "ctr", "100"]));
+    cluster.raw(0).cmd(&["INCRBY", "ctr", "100"]).int();
 
     cluster.restart(2);
     cluster.wait_writable(2);
@@ -98,8 +87,8 @@ fn killed_node_catches_up_after_restart() {
     assert_eq!(values[4], "none");
 
     // The restarted node's own writes reach the others, and add to what it wrote before.
-    int(cluster.raw(2).cmd(&["INCRBY", "ctr", "1"]));
-    int(cluster.raw(2).cmd(&["SADD", "set", "after-2"]));
+    cluster.raw(2).cmd(&["INCRBY", "ctr", "1"]).int();
+    cluster.raw(2).cmd(&["SADD", "set", "after-2"]).int();
     let (values, _) = cluster.wait_identical(&keys(&names), WAIT);
     assert_eq!(values[0], format!("string:{}", 30 + 60 + 100 + 1));
     assert!(set_members(&values[1]).contains(&"after-2".to_owned()));
@@ -113,15 +102,13 @@ fn killed_node_catches_up_after_restart() {
 fn restarted_node_refuses_writes_until_caught_up() {
     let mut cluster = Cluster::start(3);
     let mut r1 = cluster.raw(0);
-    int(r1.cmd(&["INCRBY", "ctr", "5"]));
-    int(cluster.raw(2).cmd(&["INCRBY", "ctr", "7"]));
+    r1.cmd(&["INCRBY", "ctr", "5"]).int();
+    cluster.raw(2).cmd(&["INCRBY", "ctr", "7"]).int();
     cluster.wait_identical(&keys(&["ctr"]), WAIT);
 
     cluster.kill9(2);
-    for i in 0..2 {
-        ok(cluster.raw(i).cmd(&["CLUSTER", "PARTITION", "3"]));
-    }
-    int(r1.cmd(&["INCRBY", "ctr", "100"]));
+    cluster.isolate(2);
+    r1.cmd(&["INCRBY", "ctr", "100"]).int();
     cluster.restart(2);
 
     let mut r3 = cluster.raw(2);
@@ -141,11 +128,9 @@ fn restarted_node_refuses_writes_until_caught_up() {
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert!(matches!(r3.cmd(&["SADD", "s", "x"]), Reply::Error(e) if e.starts_with("LOADING ")));
 
-    for i in 0..2 {
-        ok(cluster.raw(i).cmd(&["CLUSTER", "HEAL"]));
-    }
+    cluster.end_isolation(2);
     cluster.wait_writable(2);
-    assert_eq!(int(r3.cmd(&["INCRBY", "ctr", "1"])), 113);
+    assert_eq!(r3.cmd(&["INCRBY", "ctr", "1"]).int(), 113);
     let (values, _) = cluster.wait_identical(&keys(&["ctr"]), WAIT);
     assert_eq!(values, ["string:113"]);
 }
@@ -165,18 +150,19 @@ fn wiped_node_catches_up_fully() {
         let mut r = cluster.raw(n % 3);
         let mut args = vec!["SADD", "big"];
         args.extend(chunk.iter().map(String::as_str));
-        assert_eq!(int(r.cmd(&args)), chunk.len() as i64);
+        assert_eq!(r.cmd(&args).int(), chunk.len() as i64);
     }
     for i in 0..3 {
         let mut r = cluster.raw(i);
-        int(r.cmd(&["INCRBY", "ctr", &format!("{}", 10 * (i + 1))]));
-        int(r.cmd(&["TEXT.INSERT", "doc", "0", &format!("<{i}>")]));
-        int(r.cmd(&["SADD", "small", &format!("from-{i}")]));
+        r.cmd(&["INCRBY", "ctr", &format!("{}", 10 * (i + 1))])
+            .int();
+        r.cmd(&["TEXT.INSERT", "doc", "0", &format!("<{i}>")]).int();
+        r.cmd(&["SADD", "small", &format!("from-{i}")]).int();
     }
-    ok(cluster.raw(1).cmd(&["SET", "reg", "v"]));
+    cluster.raw(1).cmd(&["SET", "reg", "v"]).assert_ok();
     // A value larger than one anti-entropy message's byte budget (1 MiB), sent alone.
     let large = "L".repeat(3 << 20);
-    ok(cluster.raw(2).cmd(&["SET", "large", &large]));
+    cluster.raw(2).cmd(&["SET", "large", &large]).assert_ok();
     // Many keys: several anti-entropy pages.
     for batch in 0..(MANY / 1000) {
         let pairs: Vec<String> = (batch * 1000..(batch + 1) * 1000)
@@ -184,7 +170,7 @@ fn wiped_node_catches_up_fully() {
             .collect();
         let mut args = vec!["MSET"];
         args.extend(pairs.iter().map(String::as_str));
-        ok(cluster.raw(batch % 3).cmd(&args));
+        cluster.raw(batch % 3).cmd(&args).assert_ok();
     }
     let (before, _) = cluster.wait_identical(&keys(&names), WAIT);
     assert_eq!(set_members(&before[0]).len(), BIG);
@@ -214,9 +200,9 @@ fn wiped_node_catches_up_fully() {
     assert_eq!(r2.cmd(&["GET", "k04321"]), Reply::bulk("v4321"));
 
     // Its writes after catching up add to what it wrote before the wipe.
-    int(cluster.raw(1).cmd(&["INCRBY", "ctr", "1"]));
-    int(cluster.raw(1).cmd(&["SADD", "big", "member-new"]));
-    int(cluster.raw(1).cmd(&["SREM", "small", "from-1"]));
+    cluster.raw(1).cmd(&["INCRBY", "ctr", "1"]).int();
+    cluster.raw(1).cmd(&["SADD", "big", "member-new"]).int();
+    cluster.raw(1).cmd(&["SREM", "small", "from-1"]).int();
     let (values, _) = cluster.wait_identical(&keys(&names), WAIT);
     assert_eq!(values[1], "string:61");
     assert_eq!(set_members(&values[0]).len(), BIG + 1);
@@ -232,16 +218,15 @@ fn wiped_isolated_node_refuses_writes_and_loses_nothing() {
     let mut cluster = Cluster::start(3);
     let names = ["ctr", "set"];
     for i in 0..3 {
-        int(cluster
+        cluster
             .raw(i)
-            .cmd(&["INCRBY", "ctr", &(10 * (i + 1)).to_string()]));
-        int(cluster.raw(i).cmd(&["SADD", "set", &format!("m{i}")]));
+            .cmd(&["INCRBY", "ctr", &(10 * (i + 1)).to_string()])
+            .int();
+        cluster.raw(i).cmd(&["SADD", "set", &format!("m{i}")]).int();
     }
     cluster.wait_identical(&keys(&names), WAIT);
 
-    for i in [0, 2] {
-        ok(cluster.raw(i).cmd(&["CLUSTER", "PARTITION", "2"]));
-    }
+    cluster.isolate(1);
     cluster.wipe_and_restart(1);
     let mut r2 = cluster.raw(1);
     for write in [
@@ -256,11 +241,9 @@ fn wiped_isolated_node_refuses_writes_and_loses_nothing() {
     }
     assert_eq!(r2.cmd(&["GET", "ctr"]), Reply::Null, "nothing loaded yet");
 
-    for i in [0, 2] {
-        ok(cluster.raw(i).cmd(&["CLUSTER", "HEAL"]));
-    }
+    cluster.end_isolation(1);
     cluster.wait_writable(1);
-    assert_eq!(int(r2.cmd(&["INCRBY", "ctr", "1"])), 61);
+    assert_eq!(r2.cmd(&["INCRBY", "ctr", "1"]).int(), 61);
     let (values, _) = cluster.wait_identical(&keys(&names), WAIT);
     assert_eq!(
         values,
@@ -277,13 +260,11 @@ fn gate_opens_after_the_startup_sync_timeout() {
     let mut cluster = Cluster::builder(3)
         .set("cluster", "startup_sync_timeout_ms", 1_500)
         .start();
-    int(cluster.raw(2).cmd(&["INCRBY", "ctr", "5"]));
+    cluster.raw(2).cmd(&["INCRBY", "ctr", "5"]).int();
     cluster.wait_identical(&keys(&["ctr"]), WAIT);
     cluster.kill9(2);
-    for i in 0..2 {
-        ok(cluster.raw(i).cmd(&["CLUSTER", "PARTITION", "3"]));
-    }
-    int(cluster.raw(0).cmd(&["INCRBY", "ctr", "10"]));
+    cluster.isolate(2);
+    cluster.raw(0).cmd(&["INCRBY", "ctr", "10"]).int();
     cluster.restart(2);
     wait_for("the gate to open on its timeout", WAIT, || {
         let info = cluster.info(2);
@@ -295,10 +276,8 @@ fn gate_opens_after_the_startup_sync_timeout() {
     });
     let info = cluster.info(2);
     assert_eq!(info["caught_up"], "0", "it could not catch up: {info:#?}");
-    assert_eq!(int(cluster.raw(2).cmd(&["INCRBY", "ctr", "1"])), 6);
-    for i in 0..2 {
-        ok(cluster.raw(i).cmd(&["CLUSTER", "HEAL"]));
-    }
+    assert_eq!(cluster.raw(2).cmd(&["INCRBY", "ctr", "1"]).int(), 6);
+    cluster.end_isolation(2);
     let (values, _) = cluster.wait_identical(&keys(&["ctr"]), WAIT);
     assert_eq!(values, ["string:16"]);
     cluster.wait_writable(2);

@@ -14,13 +14,6 @@ use common::cluster::{
 };
 use common::{Node, Reply, run_binary};
 
-fn int(r: Reply) -> i64 {
-    match r {
-        Reply::Int(n) => n,
-        other => panic!("expected an integer, got {other:?}"),
-    }
-}
-
 fn handshake_failures(cluster: &Cluster, i: usize) -> u64 {
     cluster.info(i)["handshake_failures"]
         .parse()
@@ -87,8 +80,8 @@ fn processes_without_a_valid_identity_cannot_join_or_inject() {
             r.cmd(&["SET", &format!("intruder:{name}"), "x"]),
             Reply::Simple("OK".into())
         );
-        int(r.cmd(&["INCRBY", "ctr", "1000"]));
-        int(r.cmd(&["SADD", "set", &format!("from-{name}")]));
+        r.cmd(&["INCRBY", "ctr", "1000"]).int();
+        r.cmd(&["SADD", "set", &format!("from-{name}")]).int();
         // Every cluster node refuses its handshakes (it dials every seed, again and again).
         for (i, b) in before.iter().enumerate() {
             wait_for(
@@ -119,9 +112,9 @@ fn processes_without_a_valid_identity_cannot_join_or_inject() {
     let mut expected_ctr = 0;
     for i in 0..3 {
         let mut r = cluster.raw(i);
-        int(r.cmd(&["INCRBY", "ctr", "1"]));
+        r.cmd(&["INCRBY", "ctr", "1"]).int();
         expected_ctr += 1;
-        int(r.cmd(&["SADD", "set", &format!("member-{i}")]));
+        r.cmd(&["SADD", "set", &format!("member-{i}")]).int();
     }
     let mut keys: Vec<String> = vec!["ctr".into(), "set".into()];
     keys.extend(intruders.iter().map(|x| format!("intruder:{}", x.name)));
@@ -193,7 +186,7 @@ fn processes_without_a_valid_identity_cannot_join_or_inject() {
         );
         assert_eq!(r.cmd(&["GET", "ctr"]), Reply::bulk("1000"), "{}", x.name);
         assert_eq!(
-            int(r.cmd(&["SCARD", "set"])),
+            r.cmd(&["SCARD", "set"]).int(),
             1,
             "the {} intruder received cluster state",
             x.name

@@ -300,18 +300,6 @@ impl Totals {
     }
 }
 
-fn seed() -> u64 {
-    std::env::var("CRDTKV_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        })
-}
-
 /// Runs [`ROUNDS`] write-kill-restart cycles under `fsync`; returns (acknowledged, lost).
 fn crash_rounds(fsync: &str, seed: u64) -> (u64, u64) {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -365,28 +353,26 @@ fn crash_rounds(fsync: &str, seed: u64) -> (u64, u64) {
     (totals.writes_acked, lost)
 }
 
-#[test]
-fn sigkill_loses_no_acknowledged_write_with_fsync_always() {
-    let seed = seed();
+/// Runs [`crash_rounds`] under `fsync` with a printed seed and checks that no acknowledged
+/// write was lost.
+fn sigkill_loses_nothing(fsync: &str) {
+    let seed = common::seed_from_env("CRDTKV_CRASH_SEED");
     println!("seed {seed} (replay with CRDTKV_CRASH_SEED={seed})");
-    let (acked, lost) = crash_rounds("always", seed);
-    println!("fsync=always: {acked} acknowledged writes, {lost} lost");
+    let (acked, lost) = crash_rounds(fsync, seed);
+    println!("fsync={fsync}: {acked} acknowledged writes, {lost} lost");
     assert_eq!(
         lost, 0,
-        "fsync=always lost acknowledged writes (seed {seed})"
+        "fsync={fsync} lost acknowledged writes (seed {seed})"
     );
     assert!(acked >= ROUNDS * ACKED_BEFORE_KILL);
 }
 
 #[test]
+fn sigkill_loses_no_acknowledged_write_with_fsync_always() {
+    sigkill_loses_nothing("always");
+}
+
+#[test]
 fn sigkill_loses_no_acknowledged_write_with_fsync_everysec() {
-    let seed = seed();
-    println!("seed {seed} (replay with CRDTKV_CRASH_SEED={seed})");
-    let (acked, lost) = crash_rounds("everysec", seed);
-    println!("fsync=everysec: {acked} acknowledged writes, {lost} lost");
-    assert_eq!(
-        lost, 0,
-        "fsync=everysec lost acknowledged writes (seed {seed})"
-    );
-    assert!(acked >= ROUNDS * ACKED_BEFORE_KILL);
+    sigkill_loses_nothing("everysec");
 }

@@ -254,17 +254,7 @@ fn wrongtype_and_arity() {
 fn redis_crate_counters_resp2_and_resp3() {
     use redis::Commands;
     let node = Node::start();
-    for (i, url) in [
-        format!("redis://{}/", node.addr()),
-        format!("redis://{}/?protocol=resp3", node.addr()),
-    ]
-    .iter()
-    .enumerate()
-    {
-        let mut con = redis::Client::open(url.as_str())
-            .unwrap()
-            .get_connection()
-            .unwrap();
+    for (i, (url, mut con)) in node.redis_connections().into_iter().enumerate() {
         let key = format!("n{i}");
         let n: i64 = con.incr(&key, 5).unwrap();
         assert_eq!(n, 5, "{url}");

@@ -293,14 +293,7 @@ fn redis_crate_keys_resp2_and_resp3() {
     use redis::{Commands, ScanOptions};
     use std::collections::HashSet;
     let node = Node::start();
-    for url in [
-        format!("redis://{}/", node.addr()),
-        format!("redis://{}/?protocol=resp3", node.addr()),
-    ] {
-        let mut con = redis::Client::open(url.as_str())
-            .unwrap()
-            .get_connection()
-            .unwrap();
+    for (url, mut con) in node.redis_connections() {
         one_of_each(&mut node.raw());
         let n: usize = con.exists(&["reg", "set", "nope"]).unwrap();
         assert_eq!(n, 2, "{url}");

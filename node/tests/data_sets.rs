@@ -177,14 +177,7 @@ fn value_bytes_max_bounds_the_whole_set() {
 fn redis_crate_sets_resp2_and_resp3() {
     use redis::Commands;
     let node = Node::start();
-    for url in [
-        format!("redis://{}/", node.addr()),
-        format!("redis://{}/?protocol=resp3", node.addr()),
-    ] {
-        let mut con = redis::Client::open(url.as_str())
-            .unwrap()
-            .get_connection()
-            .unwrap();
+    for (url, mut con) in node.redis_connections() {
         let added: usize = con.sadd("s", &["a", "b", "c"]).unwrap();
         assert_eq!(added, 3, "{url}");
         let members: HashSet<String> = con.smembers("s").unwrap();

@@ -281,14 +281,7 @@ fn value_bytes_max_refuses_big_values_and_keeps_the_old_one() {
 fn redis_crate_strings_resp2_and_resp3() {
     use redis::Commands;
     let node = Node::start();
-    for url in [
-        format!("redis://{}/", node.addr()),
-        format!("redis://{}/?protocol=resp3", node.addr()),
-    ] {
-        let mut con = redis::Client::open(url.as_str())
-            .unwrap()
-            .get_connection()
-            .unwrap();
+    for (url, mut con) in node.redis_connections() {
         let _: () = con.set("k", "v").unwrap();
         let v: String = con.get("k").unwrap();
         assert_eq!(v, "v", "{url}");

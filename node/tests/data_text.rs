@@ -456,14 +456,7 @@ fn crdt_info_in_resp3() {
 fn redis_crate_text_resp2_and_resp3() {
     use redis::Commands;
     let node = Node::start();
-    for url in [
-        format!("redis://{}/", node.addr()),
-        format!("redis://{}/?protocol=resp3", node.addr()),
-    ] {
-        let mut con = redis::Client::open(url.as_str())
-            .unwrap()
-            .get_connection()
-            .unwrap();
+    for (url, mut con) in node.redis_connections() {
         let len: i64 = redis::cmd("TEXT.INSERT")
             .arg("t")
             .arg(0)

@@ -456,21 +456,9 @@ fn write_more(c: &mut Raw, m: &mut Model, step: i64) {
     assert_eq!(c.cmd(&["EXISTS", "gone:set"]), Reply::Int(0));
 }
 
-fn seed() -> u64 {
-    std::env::var("CRDTKV_RESTART_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        })
-}
-
 #[test]
 fn every_value_survives_clean_and_crash_restarts() {
-    let seed = seed();
+    let seed = common::seed_from_env("CRDTKV_RESTART_SEED");
     println!("seed {seed} (replay with CRDTKV_RESTART_SEED={seed})");
     let mut node = Node::start();
     let mut m = Model::new(seed);

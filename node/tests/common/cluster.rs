@@ -128,6 +128,14 @@ impl ClusterBuilder {
         self
     }
 
+    /// Tombstone GC every 200 ms with a 1 s grace, and an 800 ms message timeout (the grace
+    /// must outlast any message in flight): deleted keys are collected within a test's time.
+    pub fn quick_tombstone_gc(self) -> Self {
+        self.set("cluster.replication", "tombstone_gc_period_ms", 200)
+            .set("cluster.replication", "tombstone_gc_grace_ms", 1_000)
+            .set("cluster.transport", "message_timeout_ms", 800)
+    }
+
     /// Whether nodes get `cluster.allowed_node_ids = [1..=n]` (default yes).
     pub fn allow_list(mut self, on: bool) -> Self {
         self.allow_list = on;
@@ -567,6 +575,32 @@ impl Cluster {
                     i + 1
                 );
             }
+        }
+    }
+
+    /// Every node but `i` cuts node `i` off with `CLUSTER PARTITION` (node `i` itself is not
+    /// asked, so it may be down).
+    pub fn isolate(&self, i: usize) {
+        let id = self.id(i).to_string();
+        for j in (0..self.nodes.len()).filter(|&j| j != i) {
+            assert_eq!(
+                self.raw(j).cmd(&["CLUSTER", "PARTITION", &id]),
+                Reply::Simple("OK".into()),
+                "CLUSTER PARTITION {id} on node {}",
+                j + 1
+            );
+        }
+    }
+
+    /// Undoes [`Cluster::isolate`]: `CLUSTER HEAL` on every node but `i`.
+    pub fn end_isolation(&self, i: usize) {
+        for j in (0..self.nodes.len()).filter(|&j| j != i) {
+            assert_eq!(
+                self.raw(j).cmd(&["CLUSTER", "HEAL"]),
+                Reply::Simple("OK".into()),
+                "CLUSTER HEAL on node {}",
+                j + 1
+            );
         }
     }
 

@@ -206,6 +206,23 @@ impl Node {
             .expect("redis crate connects")
     }
 
+    /// Clients of the `redis` crate, one over RESP2 and one over RESP3 (`?protocol=resp3`),
+    /// each with the URL it connected to (for messages, and to tell the protocols apart).
+    pub fn redis_connections(&self) -> Vec<(String, redis::Connection)> {
+        [
+            format!("redis://{}/", self.addr()),
+            format!("redis://{}/?protocol=resp3", self.addr()),
+        ]
+        .into_iter()
+        .map(|url| {
+            let con = redis::Client::open(url.as_str())
+                .and_then(|c| c.get_connection())
+                .unwrap_or_else(|e| panic!("redis crate connects to {url}: {e}"));
+            (url, con)
+        })
+        .collect()
+    }
+
     /// Resident memory of the process (`VmRSS`), from /proc.
     pub fn rss_bytes(&self) -> u64 {
         self.status_bytes("VmRSS")
@@ -278,6 +295,21 @@ pub fn run_binary(args: &[&str]) -> (ExitStatus, String, String) {
         String::from_utf8_lossy(&out.stdout).into(),
         String::from_utf8_lossy(&out.stderr).into(),
     )
+}
+
+/// A seed for a randomised test: the integer in the environment variable `var` (to replay a
+/// run), else one from the clock. Prints nothing: the caller prints the seed with how to
+/// replay it.
+pub fn seed_from_env(var: &str) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("the clock is after 1970")
+                .as_nanos() as u64
+        })
 }
 
 /// Helpers for the data-command tests.

@@ -39,6 +39,21 @@ impl Reply {
             other => panic!("not a string reply: {other:?}"),
         }
     }
+
+    /// The value of an integer reply; panics on any other reply.
+    #[track_caller]
+    pub fn int(self) -> i64 {
+        match self {
+            Reply::Int(n) => n,
+            other => panic!("expected an integer, got {other:?}"),
+        }
+    }
+
+    /// Asserts that the reply is `+OK`.
+    #[track_caller]
+    pub fn assert_ok(self) {
+        assert_eq!(self, Reply::Simple("OK".into()));
+    }
 }
 
 /// A raw connection.
