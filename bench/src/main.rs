@@ -8,7 +8,9 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod alloc;
+mod cluster;
 mod report;
+mod resp;
 mod trace;
 
 #[global_allocator]
@@ -28,11 +30,19 @@ struct Cli {
 enum Scenario {
     /// Replay the sequential editing traces through our Rga and diamond-types.
     Trace(trace::TraceArgs),
+    /// crdtkv vs redis-server under redis-benchmark (needs `cargo build --release -p node`),
+    /// and resident size holding 1M keys.
+    Resp(resp::RespArgs),
+    /// A local 3-node crdtkv cluster: replication lag, write throughput vs a standalone node,
+    /// convergence after a partition (needs `cargo build --release -p node`).
+    Cluster(cluster::ClusterArgs),
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.scenario {
         Scenario::Trace(args) => trace::run(args),
+        Scenario::Resp(args) => resp::run(args),
+        Scenario::Cluster(args) => cluster::run(args),
     }
 }

@@ -37,6 +37,16 @@ impl Result {
         self
     }
 
+    /// Like [`compare`](Self::compare) for whole numbers (bytes, counts): ours and the
+    /// reference are recorded as integers.
+    pub fn compare_counts(mut self, unit: &str, ours: u64, reference: &str, theirs: u64) -> Self {
+        self = self.compare(unit, ours as f64, reference, theirs as f64);
+        self.fields.insert(format!("ours_{unit}"), json!(ours));
+        self.fields
+            .insert(format!("reference_{unit}"), json!(theirs));
+        self
+    }
+
     /// Adds one more field.
     pub fn field(mut self, name: &str, value: impl Into<Value>) -> Self {
         self.fields.insert(name.into(), value.into());

@@ -14,7 +14,6 @@
 //! as there were concurrent writers.
 
 use serde::{Deserialize, Deserializer, Serialize};
-use smallvec::SmallVec;
 
 use crate::causal::{CausalContext, Dot, fresh_floor};
 use crate::hlc::Timestamp;
@@ -36,8 +35,98 @@ pub struct RegisterEntry {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct LwwRegister {
     /// Sorted by dot; usually one entry.
-    entries: SmallVec<[RegisterEntry; 1]>,
+    entries: Entries,
     ctx: CausalContext,
+}
+
+/// The entries of a register, sorted by dot: almost always exactly one.
+///
+/// One entry is held inline, in the size of the entry itself (a `SmallVec` would add a word),
+/// which keeps the register part of a key, and so the allocation each key holds, in a smaller
+/// allocator size class. `Many` never holds exactly one entry, so equal registers are equal
+/// here too. Encoded like a `Vec` of entries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Entries {
+    One(RegisterEntry),
+    Many(Vec<RegisterEntry>),
+}
+
+impl Default for Entries {
+    fn default() -> Self {
+        Entries::Many(Vec::new())
+    }
+}
+
+impl Entries {
+    fn from_vec(mut entries: Vec<RegisterEntry>) -> Self {
+        match entries.pop() {
+            Some(only) if entries.is_empty() => Entries::One(only),
+            Some(last) => {
+                entries.push(last);
+                Entries::Many(entries)
+            }
+            None => Entries::default(),
+        }
+    }
+
+    fn as_slice(&self) -> &[RegisterEntry] {
+        match self {
+            Entries::One(e) => std::slice::from_ref(e),
+            Entries::Many(v) => v,
+        }
+    }
+
+    /// Keeps the entries for which `keep` is true.
+    fn retain(&mut self, mut keep: impl FnMut(&RegisterEntry) -> bool) {
+        match self {
+            Entries::One(e) => {
+                if !keep(e) {
+                    *self = Entries::default();
+                }
+            }
+            Entries::Many(v) => {
+                v.retain(|e| keep(e));
+                if v.len() == 1 {
+                    *self = Entries::from_vec(std::mem::take(v));
+                }
+            }
+        }
+    }
+
+    /// Inserts `entry` at its place in dot order.
+    fn insert(&mut self, entry: RegisterEntry) {
+        match self {
+            Entries::Many(v) if v.is_empty() => *self = Entries::One(entry),
+            Entries::Many(v) => {
+                let at = v.partition_point(|e| e.dot < entry.dot);
+                v.insert(at, entry);
+            }
+            Entries::One(_) => {
+                let Entries::One(first) = std::mem::take(self) else {
+                    unreachable!("matched One")
+                };
+                *self = Entries::Many(if first.dot < entry.dot {
+                    vec![first, entry]
+                } else {
+                    vec![entry, first]
+                });
+            }
+        }
+    }
+
+    /// Calls `f` with each entry, by value, in order.
+    fn for_each(self, mut f: impl FnMut(RegisterEntry)) {
+        match self {
+            Entries::One(e) => f(e),
+            Entries::Many(v) => v.into_iter().for_each(f),
+        }
+    }
+}
+
+impl Serialize for Entries {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.as_slice())
+    }
 }
 
 impl LwwRegister {
@@ -48,7 +137,7 @@ impl LwwRegister {
 
     /// The winning entry: highest timestamp.
     pub fn winner(&self) -> Option<&RegisterEntry> {
-        self.entries.iter().max_by_key(|e| e.ts)
+        self.entries.as_slice().iter().max_by_key(|e| e.ts)
     }
 
     /// The winning value.
@@ -58,12 +147,12 @@ impl LwwRegister {
 
     /// Whether the register holds no value.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.as_slice().is_empty()
     }
 
     /// All surviving entries (more than one after concurrent writes), sorted by dot.
     pub fn entries(&self) -> &[RegisterEntry] {
-        &self.entries
+        self.entries.as_slice()
     }
 
     /// Every dot this register has seen.
@@ -77,7 +166,7 @@ impl LwwRegister {
     /// A node with no dot here starts at [`fresh_floor`] (see [`crate::causal`] on fresh
     /// starts).
     pub fn set(&mut self, ts: Timestamp, value: &[u8]) -> LwwRegister {
-        let mut ctx: CausalContext = self.entries.iter().map(|e| e.dot).collect();
+        let mut ctx: CausalContext = self.entries.as_slice().iter().map(|e| e.dot).collect();
         let (dot, fresh) = self.ctx.advance(ts.node, fresh_floor(ts));
         if fresh {
             ctx.insert_with_prefix(dot);
@@ -89,19 +178,19 @@ impl LwwRegister {
             ts,
             value: value.into(),
         };
-        self.entries.clear();
-        self.entries.push(entry.clone());
+        self.entries = Entries::One(entry.clone());
         LwwRegister {
-            entries: smallvec::smallvec![entry],
+            entries: Entries::One(entry),
             ctx,
         }
     }
 
     /// Removes every observed entry (key-level `DEL`); returns the delta.
     pub fn clear(&mut self) -> LwwRegister {
-        let ctx = self.entries.drain(..).map(|e| e.dot).collect();
+        let ctx = self.entries.as_slice().iter().map(|e| e.dot).collect();
+        self.entries = Entries::default();
         LwwRegister {
-            entries: SmallVec::new(),
+            entries: Entries::default(),
             ctx,
         }
     }
@@ -112,14 +201,14 @@ impl Merge for LwwRegister {
         let (theirs, their_ctx) = (other.entries, other.ctx);
         // Keep ours unless they saw it and dropped it; take theirs unless we saw it and dropped it
         // (or already hold it: a dot names one write, so equal dots are equal entries).
-        self.entries
-            .retain(|e| !their_ctx.contains(e.dot) || theirs.iter().any(|t| t.dot == e.dot));
-        for t in theirs {
+        self.entries.retain(|e| {
+            !their_ctx.contains(e.dot) || theirs.as_slice().iter().any(|t| t.dot == e.dot)
+        });
+        theirs.for_each(|t| {
             if !self.ctx.contains(t.dot) {
-                let at = self.entries.partition_point(|e| e.dot < t.dot);
-                self.entries.insert(at, t);
+                self.entries.insert(t);
             }
-        }
+        });
         self.ctx.merge(&their_ctx);
     }
 }
@@ -130,7 +219,7 @@ impl<'de> Deserialize<'de> for LwwRegister {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
         struct Raw {
-            entries: SmallVec<[RegisterEntry; 1]>,
+            entries: Vec<RegisterEntry>,
             ctx: CausalContext,
         }
         let raw = Raw::deserialize(deserializer)?;
@@ -145,7 +234,7 @@ impl<'de> Deserialize<'de> for LwwRegister {
             ));
         }
         Ok(LwwRegister {
-            entries: raw.entries,
+            entries: Entries::from_vec(raw.entries),
             ctx: raw.ctx,
         })
     }

@@ -117,25 +117,35 @@ impl OrSet {
             } else {
                 delta.ctx.insert(dot);
             }
-            let key: Arc<[u8]> = match self.entries.get_key_value(member) {
-                Some((key, old)) => {
-                    // The new dot replaces the observed ones: shipping them in the delta's context
-                    // (but not its payload) makes every replica drop them.
-                    for &d in old {
+            // One search of `entries` per member: a present member's dots are replaced in
+            // place, and its shared key is found where its old dots are unindexed anyway.
+            let key: Arc<[u8]> = match self.entries.get_mut(member) {
+                Some(dots) => {
+                    let old = std::mem::replace(dots, smallvec::smallvec![dot]);
+                    let mut key = None;
+                    for d in old {
+                        // The new dot replaces the observed ones: shipping them in the delta's
+                        // context (but not its payload) makes every replica drop them.
                         delta.ctx.insert(d);
+                        key = self.by_dot.remove(&d).or(key);
                     }
-                    key.clone()
+                    match key {
+                        Some(key) => key,
+                        // Not reached: `by_dot` indexes every live dot.
+                        None => match self.entries.get_key_value(member) {
+                            Some((key, _)) => key.clone(),
+                            None => unreachable!("the member was just found"),
+                        },
+                    }
                 }
                 None => {
                     added += 1;
                     self.member_bytes += member.len() as u64;
-                    Arc::from(member)
+                    let key: Arc<[u8]> = Arc::from(member);
+                    self.entries.insert(key.clone(), smallvec::smallvec![dot]);
+                    key
                 }
             };
-            let old = self.entries.insert(key.clone(), smallvec::smallvec![dot]);
-            for d in old.into_iter().flatten() {
-                self.by_dot.remove(&d);
-            }
             self.by_dot.insert(dot, key.clone());
             delta.put(key, smallvec::smallvec![dot]);
         }

@@ -1,14 +1,14 @@
-//! [`GroupCommitter`]: one OS thread owns all writes and turns whatever is queued into one
-//! RocksDB write.
+//! [`GroupCommitter`]: turns concurrent commits into one RocksDB write per group.
 //!
 //! Why: an fsync costs the same for one batch as for fifty. Under `always`, fifty clients that
-//! each wrote and synced alone would pay fifty fsyncs; here the thread takes everything queued
-//! while the previous group was being written, writes it as one atomic write with one fsync,
-//! and then answers every waiter. The busier the node, the larger the groups. The same
-//! batching helps `everysec` and `never`: one write-ahead-log append per group instead of per
-//! client.
+//! each wrote and synced alone would pay fifty fsyncs; here one OS thread takes everything
+//! queued while the previous group was being written, writes it as one atomic write with one
+//! fsync, and then answers every waiter. The busier the node, the larger the groups. The same
+//! batching helps `everysec` and `never` (one write-ahead-log append per group instead of per
+//! client), where the committing tasks form the groups themselves (see "Writes on the callers'
+//! threads" below) and the thread only syncs and takes over stalled writes.
 //!
-//! Model:
+//! Model of the thread:
 //! * `commit` waits for room in a bounded queue (`queue_len_max` batches, counting the group
 //!   being written), hands its batch over and awaits a tokio oneshot answer. It never blocks an
 //!   executor thread.
@@ -25,14 +25,36 @@
 //!
 //! Cancellation: a caller that drops the `commit` future after its batch was queued does not
 //! withdraw it; the batch is written like any other.
+//!
+//! **Writes on the callers' threads.** Under `everysec` and `never` a write does not wait for
+//! an fsync, and handing every commit to the thread costs two thread wake-ups per commit (the
+//! writer's, then the caller's) plus frees of the batch on another thread, which under many
+//! small commits was a large share of the node's CPU. There the callers group their commits
+//! themselves:
+//! * `commit` queues its batch in a shared list. If no caller is writing, it becomes the
+//!   *leader*: it yields once to the async runtime, so that the other tasks that are ready to
+//!   commit (those whose requests arrived with the same wake-up) queue theirs behind it, then
+//!   takes the whole list (within the group limits) and writes it as one RocksDB write with
+//!   [`Store::try_write`], and answers every waiter of the group. It leads a few groups more if
+//!   batches queued meanwhile, then hands what is left to the thread.
+//! * A write that cannot be done at once (a write stall: `try_write` returns `false`) is handed
+//!   to the thread as one request, with everything queued behind it, and the leader stops
+//!   leading: an async task never blocks on a stall, it awaits its answer like any caller.
+//! * The thread still runs the `everysec` fsync for both paths (the `unsynced` flag is shared),
+//!   and after a failed background fsync every commit goes through the thread again until a
+//!   synced write succeeds.
+//! * A leader whose future is dropped hands the list to the thread, so no queued batch is ever
+//!   left without a writer.
+//!
+//! Under `always` every commit goes through the thread: sharing one fsync is the point there.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::batch::Batch;
@@ -72,11 +94,24 @@ struct Counters {
     sync_errors: AtomicU64,
 }
 
+/// The answer to a commit.
+type Reply = oneshot::Sender<Result<(), StorageError>>;
+
 struct Request {
     batch: Batch,
-    reply: oneshot::Sender<Result<(), StorageError>>,
-    /// The queue slot, released when the request is answered (or dropped).
-    slot: OwnedSemaphorePermit,
+    /// Answered with the batch's result: the caller, or every caller of a group a leader
+    /// handed over.
+    replies: Vec<Reply>,
+    /// The queue slot, released when the request is answered (or dropped). `None` for a group
+    /// handed over by a leader: its batches were admitted when they were queued there.
+    slot: Option<OwnedSemaphorePermit>,
+}
+
+/// Batches queued for a leader, and whether one is at work.
+#[derive(Default)]
+struct Pending {
+    batches: Vec<(Batch, Reply)>,
+    leading: bool,
 }
 
 enum Msg {
@@ -84,12 +119,37 @@ enum Msg {
     Shutdown,
 }
 
+/// Sync state shared by the writer thread and direct writers.
+#[derive(Default)]
+struct SyncFlags {
+    /// Something was written without sync since the last sync started.
+    unsynced: AtomicBool,
+    /// The last background sync failed: sync the next write (through the thread).
+    force_sync: AtomicBool,
+}
+
+/// What the callers' group commit needs (absent under `always`).
+struct Direct {
+    store: Arc<dyn Store>,
+    /// `false` once shutdown began; leaders hold it shared for the length of a write, so
+    /// shutdown's final sync comes after every write.
+    open: RwLock<bool>,
+    pending: Mutex<Pending>,
+}
+
+/// Groups a leader writes before handing what is still queued to the thread, so that one
+/// caller does not write for everyone else indefinitely.
+const LEADER_GROUPS_MAX: usize = 4;
+
 /// The group-commit writer. `Send + Sync`; share it by reference or `Arc`.
 pub struct GroupCommitter {
     tx: Sender<Msg>,
     slots: Arc<Semaphore>,
     queue_len_max: usize,
     counters: Arc<Counters>,
+    flags: Arc<SyncFlags>,
+    direct: Option<Direct>,
+    limits: CommitLimits,
     thread: Mutex<Option<JoinHandle<Result<(), StorageError>>>>,
 }
 
@@ -109,16 +169,21 @@ impl GroupCommitter {
         };
         let (tx, rx) = mpsc::channel();
         let counters = Arc::new(Counters::default());
+        let flags = Arc::new(SyncFlags::default());
+        let direct = (policy != FsyncPolicy::Always).then(|| Direct {
+            store: Arc::clone(&store),
+            open: RwLock::new(true),
+            pending: Mutex::new(Pending::default()),
+        });
         let writer = Writer {
             store,
             policy,
             limits: limits.clone(),
             rx,
             counters: Arc::clone(&counters),
+            flags: Arc::clone(&flags),
             carry: None,
             last_sync: Instant::now(),
-            unsynced: false,
-            force_sync: false,
         };
         let thread = std::thread::Builder::new()
             .name("storage-commit".into())
@@ -129,6 +194,9 @@ impl GroupCommitter {
             slots: Arc::new(Semaphore::new(limits.queue_len_max)),
             queue_len_max: limits.queue_len_max,
             counters,
+            flags,
+            direct,
+            limits,
             thread: Mutex::new(Some(thread)),
         }
     }
@@ -138,17 +206,110 @@ impl GroupCommitter {
     /// failing its whole group.
     pub async fn commit(&self, batch: Batch) -> Result<(), StorageError> {
         batch.validate()?;
+        if let Some(direct) = &self.direct
+            && !self.flags.force_sync.load(Ordering::Acquire)
+        {
+            return self.commit_direct(direct, batch).await;
+        }
         let slot = Arc::clone(&self.slots)
             .acquire_owned()
             .await
             .map_err(|_| StorageError::Closed)?;
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Msg::Commit(Request { batch, reply, slot }))
+            .send(Msg::Commit(Request {
+                batch,
+                replies: vec![reply],
+                slot: Some(slot),
+            }))
             .map_err(|_| StorageError::Closed)?;
         // The sender is dropped unanswered only if the thread exited before taking the batch:
         // then it was not written.
         answer.await.map_err(|_| StorageError::Closed)?
+    }
+
+    /// The callers' group commit (see the module docs).
+    async fn commit_direct(&self, direct: &Direct, batch: Batch) -> Result<(), StorageError> {
+        let (reply, answer) = oneshot::channel();
+        let lead = {
+            let mut pending = direct.pending.lock();
+            pending.batches.push((batch, reply));
+            !std::mem::replace(&mut pending.leading, true)
+        };
+        if lead {
+            let mut leader = Leader {
+                committer: self,
+                direct,
+                done: false,
+            };
+            // Let the tasks that are ready to commit join this group.
+            tokio::task::yield_now().await;
+            leader.lead();
+        }
+        answer.await.map_err(|_| StorageError::Closed)?
+    }
+
+    /// Hands `batch` to the writer thread, to be answered to `replies`; answers them `Closed`
+    /// if the thread is gone.
+    fn hand_over(&self, batch: Batch, replies: Vec<Reply>) {
+        let request = Request {
+            batch,
+            replies,
+            slot: None,
+        };
+        if let Err(mpsc::SendError(Msg::Commit(request))) = self.tx.send(Msg::Commit(request)) {
+            answer_all(request.replies, &Err(StorageError::Closed));
+        }
+    }
+
+    /// Writes `group` as one write if the store takes it at once and answers its callers;
+    /// returns the merged batch and the callers if the store would have to wait.
+    fn write_group_now(
+        &self,
+        direct: &Direct,
+        group: Vec<(Batch, Reply)>,
+    ) -> Option<(Batch, Vec<Reply>)> {
+        let mut merged = Batch::new();
+        let mut replies = Vec::with_capacity(group.len());
+        for (batch, reply) in group {
+            if merged.is_empty() {
+                merged = batch;
+            } else {
+                merged.extend(batch);
+            }
+            replies.push(reply);
+        }
+        let open = direct.open.read();
+        if !*open {
+            answer_all(replies, &Err(StorageError::Closed));
+            return None;
+        }
+        let c = &self.counters;
+        let result = if merged.is_empty() {
+            Ok(())
+        } else {
+            match direct.store.try_write(&merged) {
+                Ok(false) => return Some((merged, replies)),
+                Ok(true) => {
+                    // Set after the write: a sync that started before it may not cover it.
+                    self.flags.unsynced.store(true, Ordering::Release);
+                    c.groups.fetch_add(1, Ordering::Relaxed);
+                    c.ops.fetch_add(merged.len() as u64, Ordering::Relaxed);
+                    c.bytes.fetch_add(merged.bytes() as u64, Ordering::Relaxed);
+                    Ok(())
+                }
+                Err(e) => {
+                    c.groups.fetch_add(1, Ordering::Relaxed);
+                    c.write_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, batches = replies.len(), "group write failed");
+                    Err(e)
+                }
+            }
+        };
+        drop(open);
+        c.commits.fetch_add(replies.len() as u64, Ordering::Relaxed);
+        answer_all(replies, &result);
+        None
     }
 
     /// A snapshot of the counters.
@@ -177,6 +338,10 @@ impl GroupCommitter {
         let Some(thread) = self.thread.lock().take() else {
             return Ok(());
         };
+        if let Some(direct) = &self.direct {
+            // Waits for direct writes in progress; later ones fail.
+            *direct.open.write() = false;
+        }
         self.slots.close();
         // Fails only if the thread already exited; joining below reports why.
         let _ = self.tx.send(Msg::Shutdown);
@@ -196,6 +361,89 @@ impl Drop for GroupCommitter {
     }
 }
 
+/// Sends `result` to every waiter (a waiter that went away does not need it).
+fn answer_all(replies: Vec<Reply>, result: &Result<(), StorageError>) {
+    for reply in replies {
+        let _ = reply.send(result.clone());
+    }
+}
+
+/// A caller writing groups for the others; see [`GroupCommitter::commit_direct`].
+struct Leader<'a> {
+    committer: &'a GroupCommitter,
+    direct: &'a Direct,
+    /// Leadership was given up properly.
+    done: bool,
+}
+
+impl Leader<'_> {
+    /// Writes up to [`LEADER_GROUPS_MAX`] groups, then gives up leadership.
+    fn lead(&mut self) {
+        for _ in 0..LEADER_GROUPS_MAX {
+            let group = {
+                let mut pending = self.direct.pending.lock();
+                if pending.batches.is_empty() {
+                    pending.leading = false;
+                    self.done = true;
+                    return;
+                }
+                take_group(&mut pending.batches, &self.committer.limits)
+            };
+            if let Some((stalled, replies)) = self.committer.write_group_now(self.direct, group) {
+                // The store would have to wait: the thread waits instead, for this group and
+                // whatever queues behind it, while this task awaits its answer like any caller.
+                self.committer.hand_over(stalled, replies);
+                break;
+            }
+        }
+        self.give_up();
+    }
+
+    /// Stops leading; whatever is still queued goes to the thread.
+    fn give_up(&mut self) {
+        let rest = {
+            let mut pending = self.direct.pending.lock();
+            pending.leading = false;
+            std::mem::take(&mut pending.batches)
+        };
+        self.done = true;
+        for (batch, reply) in rest {
+            self.committer.hand_over(batch, vec![reply]);
+        }
+    }
+}
+
+impl Drop for Leader<'_> {
+    /// A leader dropped before it led (its task was cancelled at the yield) still hands the
+    /// queued batches on.
+    fn drop(&mut self) {
+        if !self.done {
+            self.give_up();
+        }
+    }
+}
+
+/// The first batches of `batches`, within the group limits (at least one).
+fn take_group(batches: &mut Vec<(Batch, Reply)>, limits: &CommitLimits) -> Vec<(Batch, Reply)> {
+    let (mut ops, mut bytes, mut n) = (0, 0, 0);
+    for (batch, _) in batches.iter() {
+        if n > 0
+            && (ops + batch.len() > limits.group_ops_max
+                || bytes + batch.bytes() > limits.group_bytes_max)
+        {
+            break;
+        }
+        ops += batch.len();
+        bytes += batch.bytes();
+        n += 1;
+    }
+    if n == batches.len() {
+        std::mem::take(batches)
+    } else {
+        batches.drain(..n).collect()
+    }
+}
+
 /// The state owned by the writer thread.
 struct Writer {
     store: Arc<dyn Store>,
@@ -203,13 +451,12 @@ struct Writer {
     limits: CommitLimits,
     rx: Receiver<Msg>,
     counters: Arc<Counters>,
+    /// Whether something is unsynced, and whether the next write must sync; shared with
+    /// direct writers.
+    flags: Arc<SyncFlags>,
     /// A request taken from the queue that did not fit in the previous group.
     carry: Option<Request>,
     last_sync: Instant,
-    /// Something was written without sync since the last sync.
-    unsynced: bool,
-    /// The last background sync failed: sync the next group's write.
-    force_sync: bool,
 }
 
 impl Writer {
@@ -250,8 +497,14 @@ impl Writer {
                 Err(_) => Next::Done,
             };
         }
-        let received = if self.policy == FsyncPolicy::EverySec && self.unsynced {
-            let wait = self.interval().saturating_sub(self.last_sync.elapsed());
+        // Under everysec the thread wakes at least once per interval: direct writes mark the
+        // log unsynced without telling it.
+        let received = if self.policy == FsyncPolicy::EverySec {
+            let wait = if self.unsynced() {
+                self.interval().saturating_sub(self.last_sync.elapsed())
+            } else {
+                self.interval()
+            };
             self.rx.recv_timeout(wait)
         } else {
             self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
@@ -292,14 +545,21 @@ impl Writer {
     fn write_group(&mut self, group: Vec<Request>) {
         let mut merged = Batch::new();
         let mut replies = Vec::with_capacity(group.len());
+        let mut slots = Vec::with_capacity(group.len());
         for request in group {
             merged.extend(request.batch);
-            replies.push((request.reply, request.slot));
+            replies.extend(request.replies);
+            slots.push(request.slot);
         }
         let result = if merged.is_empty() {
             Ok(())
         } else {
-            let sync = self.policy == FsyncPolicy::Always || self.force_sync;
+            let sync =
+                self.policy == FsyncPolicy::Always || self.flags.force_sync.load(Ordering::Acquire);
+            if sync {
+                // This write's fsync covers everything written before it.
+                self.flags.unsynced.store(false, Ordering::Release);
+            }
             let c = &self.counters;
             c.groups.fetch_add(1, Ordering::Relaxed);
             let result = self.store.write(&merged, sync);
@@ -311,10 +571,14 @@ impl Writer {
                         c.syncs.fetch_add(1, Ordering::Relaxed);
                         self.synced();
                     } else {
-                        self.unsynced = true;
+                        self.flags.unsynced.store(true, Ordering::Release);
                     }
                 }
                 Err(e) => {
+                    if sync {
+                        // Unknown what reached the disk: sync again later.
+                        self.flags.unsynced.store(true, Ordering::Release);
+                    }
                     c.write_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(error = %e, batches = replies.len(), "group write failed");
                 }
@@ -324,58 +588,62 @@ impl Writer {
         self.counters
             .commits
             .fetch_add(replies.len() as u64, Ordering::Relaxed);
-        for (reply, slot) in replies {
-            // A waiter that went away does not need the answer.
-            let _ = reply.send(result.clone());
-            drop(slot);
-        }
+        answer_all(replies, &result);
+        drop(slots);
     }
 
     fn interval(&self) -> Duration {
         Duration::from_millis(self.limits.sync_interval_ms)
     }
 
-    fn sync_due(&self) -> bool {
-        self.unsynced && self.last_sync.elapsed() >= self.interval()
+    fn unsynced(&self) -> bool {
+        self.flags.unsynced.load(Ordering::Acquire)
     }
 
+    fn sync_due(&self) -> bool {
+        self.unsynced() && self.last_sync.elapsed() >= self.interval()
+    }
+
+    /// After a successful sync. `unsynced` was cleared before the sync started, so a direct
+    /// write that raced with it stays marked.
     fn synced(&mut self) {
         self.last_sync = Instant::now();
-        self.unsynced = false;
-        self.force_sync = false;
+        self.flags.force_sync.store(false, Ordering::Release);
     }
 
-    fn background_sync(&mut self) {
-        if !self.unsynced {
-            return;
-        }
-        self.counters.syncs.fetch_add(1, Ordering::Relaxed);
-        match self.store.sync_wal() {
-            Ok(()) => self.synced(),
-            Err(e) => {
-                self.counters.sync_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, "background fsync failed; syncing the next write");
-                // Retry on the next interval rather than in a tight loop.
-                self.last_sync = Instant::now();
-                self.force_sync = true;
-            }
-        }
-    }
-
-    /// Clean shutdown syncs under every policy, as Redis does with `appendfsync no`.
-    fn final_sync(mut self) -> Result<(), StorageError> {
-        if !self.unsynced && !self.force_sync {
-            return Ok(());
-        }
+    /// Syncs the log; on failure marks it unsynced again and makes the next write synchronous.
+    fn sync_now(&mut self) -> Result<(), StorageError> {
+        self.flags.unsynced.store(false, Ordering::Release);
         self.counters.syncs.fetch_add(1, Ordering::Relaxed);
         let result = self.store.sync_wal();
         match &result {
             Ok(()) => self.synced(),
             Err(_) => {
                 self.counters.sync_errors.fetch_add(1, Ordering::Relaxed);
+                self.flags.unsynced.store(true, Ordering::Release);
+                self.flags.force_sync.store(true, Ordering::Release);
             }
         }
         result
+    }
+
+    fn background_sync(&mut self) {
+        if !self.unsynced() {
+            return;
+        }
+        if let Err(e) = self.sync_now() {
+            tracing::error!(error = %e, "background fsync failed; syncing the next write");
+            // Retry on the next interval rather than in a tight loop.
+            self.last_sync = Instant::now();
+        }
+    }
+
+    /// Clean shutdown syncs under every policy, as Redis does with `appendfsync no`.
+    fn final_sync(mut self) -> Result<(), StorageError> {
+        if !self.unsynced() && !self.flags.force_sync.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.sync_now()
     }
 }
 

@@ -15,7 +15,8 @@
 //!   the data it describes.
 //! * Durability: an acknowledged write is in the write-ahead log, so it survives `kill -9`;
 //!   the [`FsyncPolicy`] decides what survives power loss. The [`GroupCommitter`] is the write
-//!   path of the node: one thread turns concurrent commits into one write and one fsync.
+//!   path of the node: it turns concurrent commits into one write (and one fsync under
+//!   `always`), on its own thread under `always` and on the committing tasks' threads otherwise.
 //! * Two implementations of [`Store`] with the same semantics, checked by one conformance
 //!   suite (`tests/conformance.rs`): [`RocksStore`] (column families `state`, `deltas`, `meta`,
 //!   `raft_log`, `raft_state`; layout in [`rocks`]) and [`MemStore`], an in-memory twin with a

@@ -21,6 +21,16 @@ pub trait Store: Send + Sync + 'static {
     /// nothing of the batch is acknowledged (see [`StorageError`] for what survives).
     fn write(&self, batch: &Batch, sync: bool) -> Result<(), StorageError>;
 
+    /// Writes `batch` like `write(batch, false)` if that can be done without waiting: returns
+    /// `Ok(false)`, having written nothing, where the write would have to wait (a write stall
+    /// of the store, or a long write of another thread holding it). The
+    /// [`GroupCommitter`](crate::GroupCommitter) calls it from async tasks, which must not
+    /// block, and queues the batch for its writer thread when it returns `false`. The default
+    /// simply writes: a store that never stalls needs nothing else.
+    fn try_write(&self, batch: &Batch) -> Result<bool, StorageError> {
+        self.write(batch, false).map(|()| true)
+    }
+
     /// Fsyncs everything written so far.
     fn sync_wal(&self) -> Result<(), StorageError>;
 

@@ -1,6 +1,7 @@
 //! Dotted causal context: a version vector plus the dots seen beyond it.
 
 use serde::{Deserialize, Deserializer, Serialize};
+use smallvec::SmallVec;
 
 use super::{Dot, VersionVector};
 use crate::node_id::NodeId;
@@ -13,15 +14,57 @@ use crate::node_id::NodeId;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct CausalContext {
     vv: VersionVector,
-    cloud: Vec<Dot>,
+    cloud: Cloud,
+}
+
+/// The cloud of a context: sorted dots, usually none. One word, and no allocation while empty
+/// (every register and counter of the keyspace holds a context, so this keeps a key's register
+/// in a smaller allocation class); encoded like a `Vec<Dot>`. Where there is a cloud it is
+/// mostly one or two dots (the delta of an overwrite names the entries it replaces), held in
+/// the box itself: one allocation, as a `Vec` would make.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+struct Cloud(Option<Box<CloudDots>>);
+
+/// The dots of a non-empty cloud.
+type CloudDots = SmallVec<[Dot; 2]>;
+
+impl Cloud {
+    fn from_dots(dots: CloudDots) -> Self {
+        Cloud((!dots.is_empty()).then(|| Box::new(dots)))
+    }
+
+    /// The dots, to change in place; [`normalize`](Self::normalize) afterwards.
+    fn vec_mut(&mut self) -> &mut CloudDots {
+        self.0.get_or_insert_with(Box::default)
+    }
+
+    /// Frees the storage of an emptied cloud, so equal clouds are equal.
+    fn normalize(&mut self) {
+        if self.0.as_ref().is_some_and(|v| v.is_empty()) {
+            self.0 = None;
+        }
+    }
+}
+
+impl std::ops::Deref for Cloud {
+    type Target = [Dot];
+    fn deref(&self) -> &[Dot] {
+        self.0.as_deref().map_or(&[], SmallVec::as_slice)
+    }
+}
+
+impl Serialize for Cloud {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
 }
 
 impl CausalContext {
     /// The empty context.
-    pub const fn new() -> Self {
+    pub fn new() -> Self {
         CausalContext {
             vv: VersionVector::new(),
-            cloud: Vec::new(),
+            cloud: Cloud::default(),
         }
     }
 
@@ -29,7 +72,7 @@ impl CausalContext {
     pub fn from_vv(vv: VersionVector) -> Self {
         CausalContext {
             vv,
-            cloud: Vec::new(),
+            cloud: Cloud::default(),
         }
     }
 
@@ -83,20 +126,25 @@ impl CausalContext {
     /// so that receivers learn the claim too.
     pub fn insert_with_prefix(&mut self, dot: Dot) {
         self.vv.raise(dot.node, dot.counter);
-        self.cloud
-            .retain(|d| d.node != dot.node || d.counter > dot.counter);
+        if !self.cloud.is_empty() {
+            self.cloud
+                .vec_mut()
+                .retain(|d| d.node != dot.node || d.counter > dot.counter);
+            self.cloud.normalize();
+        }
         self.fold_cloud(dot.node);
     }
 
     /// The context holding exactly `dots`, which must be sorted and unique (as a `BTreeMap<Dot, _>`
     /// yields them). Linear in their number, unlike repeated [`insert`](Self::insert).
     pub fn from_sorted_dots(dots: impl IntoIterator<Item = Dot>) -> Self {
+        let mut dots: CloudDots = dots.into_iter().collect();
+        debug_assert!(dots.windows(2).all(|w| w[0] < w[1]));
+        dots.retain(|d| d.counter > 0);
         let mut cc = CausalContext {
             vv: VersionVector::new(),
-            cloud: dots.into_iter().collect(),
+            cloud: Cloud::from_dots(dots),
         };
-        debug_assert!(cc.cloud.windows(2).all(|w| w[0] < w[1]));
-        cc.cloud.retain(|d| d.counter > 0);
         cc.compact();
         cc
     }
@@ -111,7 +159,7 @@ impl CausalContext {
             self.fold_cloud(dot.node);
         } else {
             let at = self.cloud.binary_search(&dot).unwrap_or_else(|i| i);
-            self.cloud.insert(at, dot);
+            self.cloud.vec_mut().insert(at, dot);
         }
     }
 
@@ -126,7 +174,7 @@ impl CausalContext {
         }
         self.vv.merge(&other.vv);
         if !other.cloud.is_empty() {
-            let mut cloud = Vec::with_capacity(self.cloud.len() + other.cloud.len());
+            let mut cloud = CloudDots::with_capacity(self.cloud.len() + other.cloud.len());
             let (mut i, mut j) = (0, 0);
             while i < self.cloud.len() || j < other.cloud.len() {
                 let next = match (self.cloud.get(i), other.cloud.get(j)) {
@@ -151,7 +199,7 @@ impl CausalContext {
                 };
                 cloud.push(next);
             }
-            self.cloud = cloud;
+            self.cloud = Cloud::from_dots(cloud);
         }
         self.compact();
     }
@@ -161,10 +209,10 @@ impl CausalContext {
         if self.cloud.is_empty() {
             return;
         }
-        let mut kept = Vec::with_capacity(self.cloud.len());
+        let mut kept = CloudDots::with_capacity(self.cloud.len());
         // The cloud is sorted by (node, counter), so each node's dots are visited in order and a
         // run continuing the node's prefix folds in one pass.
-        for &dot in &self.cloud {
+        for &dot in self.cloud.iter() {
             let prefix = self.vv.get(dot.node);
             if dot.counter <= prefix {
                 continue;
@@ -175,7 +223,7 @@ impl CausalContext {
                 kept.push(dot);
             }
         }
-        self.cloud = kept;
+        self.cloud = Cloud::from_dots(kept);
     }
 
     fn fold_cloud(&mut self, node: NodeId) {
@@ -191,7 +239,8 @@ impl CausalContext {
         }
         if end > start {
             self.vv.raise(node, prefix);
-            self.cloud.drain(start..end);
+            self.cloud.vec_mut().drain(start..end);
+            self.cloud.normalize();
         }
     }
 
@@ -220,7 +269,7 @@ impl<'de> Deserialize<'de> for CausalContext {
         }
         Ok(CausalContext {
             vv: raw.vv,
-            cloud: raw.cloud,
+            cloud: Cloud::from_dots(CloudDots::from_vec(raw.cloud)),
         })
     }
 }

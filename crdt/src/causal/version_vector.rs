@@ -3,6 +3,7 @@
 use std::cmp::Ordering;
 
 use serde::{Deserialize, Deserializer, Serialize};
+use smallvec::SmallVec;
 
 use super::Dot;
 use crate::node_id::NodeId;
@@ -10,17 +11,21 @@ use crate::node_id::NodeId;
 /// A map from node to counter, kept as a vector sorted by node with no zero entries (a missing
 /// node means 0). Small (one entry per node that ever wrote), cheap to clone and canonical to
 /// encode: two equal vectors always encode to the same bytes.
+///
+/// One entry is held inline: most keys are written by one node, and their vector (in every
+/// register and set of the keyspace) then costs no allocation. It is the size of a `Vec` and
+/// encodes exactly like one.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct VersionVector {
-    entries: Vec<(NodeId, u64)>,
+    entries: SmallVec<[(NodeId, u64); 1]>,
 }
 
 impl VersionVector {
     /// The empty vector.
-    pub const fn new() -> Self {
+    pub fn new() -> Self {
         VersionVector {
-            entries: Vec::new(),
+            entries: SmallVec::new(),
         }
     }
 
@@ -109,7 +114,7 @@ impl<'de> Deserialize<'de> for VersionVector {
     /// Accepts only the canonical form (sorted by node, unique, non-zero), so that decoding and
     /// re-encoding untrusted bytes is the identity and equal states have equal bytes.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let entries = Vec::<(NodeId, u64)>::deserialize(deserializer)?;
+        let entries = SmallVec::<[(NodeId, u64); 1]>::deserialize(deserializer)?;
         let sorted = entries.windows(2).all(|w| w[0].0 < w[1].0);
         if !sorted || entries.iter().any(|e| e.1 == 0) {
             return Err(serde::de::Error::custom(

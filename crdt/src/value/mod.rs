@@ -30,7 +30,6 @@ mod counter;
 mod part;
 
 use serde::{Deserialize, Deserializer, Serialize};
-use smallvec::SmallVec;
 
 pub use counter::{Counter, NodeTally};
 pub use kind::Kind;
@@ -43,11 +42,29 @@ use crate::or_set::OrSet;
 use crate::rga::Rga;
 
 /// The replicated state of one key.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
+///
+/// A `Value` is one pointer: the keyspace holds one per key, inline in its hash tables, where
+/// every byte counts a million times. Its parts live behind it in one allocation, the part
+/// itself when there is one (nearly always), a vector otherwise. Encoded as the sequence of
+/// its parts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Value {
-    /// Sorted by kind, at most one per kind; usually one.
-    parts: SmallVec<[Part; 1]>,
+    /// Sorted by kind, at most one per kind; usually one. `None`: no part.
+    parts: Option<Box<Parts>>,
+}
+
+/// The parts of a [`Value`] that has any. `Many` holds at least two, so equal values are equal
+/// here too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Parts {
+    One(Part),
+    Many(Vec<Part>),
+}
+
+impl Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.slice())
+    }
 }
 
 /// A read-only view of a key's visible type.
@@ -72,7 +89,7 @@ impl Value {
     /// The part that decides the key's type: the non-empty part with the highest `created`, ties
     /// broken by kind order. `None` if the key does not exist.
     pub fn visible(&self) -> Option<&Part> {
-        self.parts
+        self.slice()
             .iter()
             .filter(|p| !p.data.is_empty())
             .max_by_key(|p| (p.created, p.kind()))
@@ -85,12 +102,12 @@ impl Value {
 
     /// Whether the key exists (some part is non-empty).
     pub fn exists(&self) -> bool {
-        self.parts.iter().any(|p| !p.data.is_empty())
+        self.slice().iter().any(|p| !p.data.is_empty())
     }
 
     /// Whether this is a tombstone: state is kept but the key does not exist.
     pub fn is_tombstone(&self) -> bool {
-        !self.parts.is_empty() && !self.exists()
+        self.parts.is_some() && !self.exists()
     }
 
     /// A view of the visible type.
@@ -106,7 +123,7 @@ impl Value {
 
     /// Every part, visible or not, sorted by kind (for `CRDT.INFO`).
     pub fn parts(&self) -> impl ExactSizeIterator<Item = &Part> + '_ {
-        self.parts.iter()
+        self.slice().iter()
     }
 
     /// The register part, if the key's visible type is a register.
@@ -125,22 +142,90 @@ impl Value {
 
     /// The part of `kind`, if present.
     fn part(&self, kind: Kind) -> Option<&Part> {
-        self.parts.iter().find(|p| p.kind() == kind)
+        self.slice().iter().find(|p| p.kind() == kind)
     }
 
     /// Adds `part` to this value, merging with a part of the same kind if present.
     fn merge_part(&mut self, part: Part) {
-        match self.parts.binary_search_by_key(&part.kind(), Part::kind) {
-            Ok(i) => self.parts[i].merge(part),
-            Err(i) => self.parts.insert(i, part),
+        match self.slice().binary_search_by_key(&part.kind(), Part::kind) {
+            Ok(i) => self.slice_mut()[i].merge(part),
+            Err(i) => self.insert_part(i, part),
+        }
+    }
+
+    /// The parts, sorted by kind.
+    fn slice(&self) -> &[Part] {
+        match self.parts.as_deref() {
+            None => &[],
+            Some(Parts::One(p)) => std::slice::from_ref(p),
+            Some(Parts::Many(v)) => v,
+        }
+    }
+
+    /// The parts, to change in place (not to add or remove one).
+    fn slice_mut(&mut self) -> &mut [Part] {
+        match self.parts.as_deref_mut() {
+            None => &mut [],
+            Some(Parts::One(p)) => std::slice::from_mut(p),
+            Some(Parts::Many(v)) => v,
+        }
+    }
+
+    /// Inserts `part` at `i` of the parts.
+    fn insert_part(&mut self, i: usize, part: Part) {
+        match &mut self.parts {
+            None => self.parts = Some(Box::new(Parts::One(part))),
+            Some(parts) => match &mut **parts {
+                Parts::Many(v) => v.insert(i, part),
+                Parts::One(_) => {
+                    // The one part becomes two, in the same allocation's place.
+                    let Parts::One(first) =
+                        std::mem::replace(&mut **parts, Parts::Many(Vec::new()))
+                    else {
+                        unreachable!("matched One")
+                    };
+                    let two = if i == 0 {
+                        vec![part, first]
+                    } else {
+                        vec![first, part]
+                    };
+                    **parts = Parts::Many(two);
+                }
+            },
+        }
+    }
+
+    /// A value of `parts`, which must be sorted by kind and unique.
+    fn from_parts(parts: impl IntoIterator<Item = Part>) -> Value {
+        let mut parts = parts.into_iter();
+        let Some(first) = parts.next() else {
+            return Value::default();
+        };
+        let Some(second) = parts.next() else {
+            return Value::single(first);
+        };
+        let mut all = vec![first, second];
+        all.extend(parts);
+        debug_assert!(all.windows(2).all(|w| w[0].kind() < w[1].kind()));
+        Value {
+            parts: Some(Box::new(Parts::Many(all))),
+        }
+    }
+
+    /// A value of one part.
+    fn single(part: Part) -> Value {
+        Value {
+            parts: Some(Box::new(Parts::One(part))),
         }
     }
 }
 
 impl Merge for Value {
     fn merge(&mut self, other: Value) {
-        for part in other.parts {
-            self.merge_part(part);
+        match other.parts.map(|parts| *parts) {
+            None => {}
+            Some(Parts::One(part)) => self.merge_part(part),
+            Some(Parts::Many(parts)) => parts.into_iter().for_each(|p| self.merge_part(p)),
         }
     }
 }
@@ -148,12 +233,12 @@ impl Merge for Value {
 impl<'de> Deserialize<'de> for Value {
     /// Refuses duplicate or unsorted parts, so the encoding stays canonical.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let parts = SmallVec::<[Part; 1]>::deserialize(deserializer)?;
+        let parts = Vec::<Part>::deserialize(deserializer)?;
         if !parts.windows(2).all(|w| w[0].kind() < w[1].kind()) {
             return Err(serde::de::Error::custom(
                 "value parts must be sorted by kind and unique",
             ));
         }
-        Ok(Value { parts })
+        Ok(Value::from_parts(parts))
     }
 }

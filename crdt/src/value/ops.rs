@@ -1,8 +1,6 @@
 //! The mutators of [`Value`]: one per family of commands. Each checks the key's type first and
 //! either changes nothing and returns an error, or applies the change and returns the delta.
 
-use smallvec::smallvec;
-
 use super::{Data, Kind, Part, Value};
 use crate::error::Error;
 use crate::hlc::Timestamp;
@@ -106,7 +104,7 @@ impl Value {
         }
         self.expect_kind(Kind::Set)?;
         let part = self
-            .parts
+            .slice_mut()
             .iter_mut()
             .find(|p| p.kind() == Kind::Set)
             .expect("visible part");
@@ -175,7 +173,7 @@ impl Value {
             return Ok((None, 0));
         }
         let part = self
-            .parts
+            .slice_mut()
             .iter_mut()
             .find(|p| p.kind() == Kind::Text)
             .expect("non-empty text");
@@ -211,23 +209,24 @@ impl Value {
 
     /// Clears every non-empty part; returns the delta.
     pub(super) fn clear_parts(&mut self) -> Value {
-        let mut delta = Value::new();
-        for part in self.parts.iter_mut().filter(|p| !p.data.is_empty()) {
-            delta.parts.push(Part {
-                created: part.created,
-                data: part.data.clear(),
-            });
-        }
-        delta
+        Value::from_parts(
+            self.slice_mut()
+                .iter_mut()
+                .filter(|p| !p.data.is_empty())
+                .map(|part| Part {
+                    created: part.created,
+                    data: part.data.clear(),
+                }),
+        )
     }
 
     /// The part of `kind` ready for a write at `ts`, created if missing; a write to an empty part
     /// makes `kind` the key's type as of `ts`.
     pub(super) fn part_for_write(&mut self, kind: Kind, ts: Timestamp) -> &mut Part {
-        let i = match self.parts.binary_search_by_key(&kind, Part::kind) {
+        let i = match self.slice().binary_search_by_key(&kind, Part::kind) {
             Ok(i) => i,
             Err(i) => {
-                self.parts.insert(
+                self.insert_part(
                     i,
                     Part {
                         created: ts,
@@ -237,7 +236,7 @@ impl Value {
                 i
             }
         };
-        let part = &mut self.parts[i];
+        let part = &mut self.slice_mut()[i];
         if part.data.is_empty() {
             part.created = part.created.max(ts);
         }
@@ -275,12 +274,6 @@ impl Value {
         });
         self.merge_part(part);
         Ok(delta)
-    }
-
-    fn single(part: Part) -> Value {
-        Value {
-            parts: smallvec![part],
-        }
     }
 }
 

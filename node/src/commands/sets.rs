@@ -81,6 +81,12 @@ fn set_fits(value: &Value, members: &[&[u8]], max: u64) -> bool {
         Some(View::Set(s)) => Some(s),
         _ => None,
     };
+    // Fits even if every member were new: no need to look any of them up (the usual case, the
+    // limit being far above most sets).
+    let at_most: u64 = members.iter().map(|m| m.len() as u64).sum();
+    if set.map_or(0, crdt::OrSet::member_bytes) + at_most <= max {
+        return true;
+    }
     let mut fresh: Vec<&[u8]> = members
         .iter()
         .copied()

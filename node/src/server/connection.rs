@@ -107,11 +107,19 @@ pub async fn run(
 
 impl Connection {
     /// The connection loop; returns why it ended.
-    async fn serve(&mut self, mut stop: watch::Receiver<bool>) -> Result<(), &'static str> {
+    async fn serve(&mut self, stop: watch::Receiver<bool>) -> Result<(), &'static str> {
         let idle = match self.state.config.server.client_idle_timeout_ms {
             0 => None,
             ms => Some(Duration::from_millis(ms)),
         };
+        // One wait for shutdown for the whole connection: a fresh `changed()` around every
+        // read registers and unregisters a waiter (a lock and a list update) per request.
+        let mut signal = stop.clone();
+        let shutdown = async move {
+            // An error means the sender is gone, which also means stop.
+            let _ = signal.wait_for(|stopping| *stopping).await;
+        };
+        tokio::pin!(shutdown);
         loop {
             let stop_reason = self.execute_buffered();
             self.finish_batch().await?;
@@ -132,8 +140,11 @@ impl Connection {
                 Err(Full) => return Err("query buffer limit"),
             };
             let read = tokio::select! {
+                // Input first: no random branch order needed, shutdown is noticed at the next
+                // wait anyway.
+                biased;
                 read = self.stream.read(spare) => read,
-                _ = stop.changed() => return Err("shutdown"),
+                () = &mut shutdown => return Err("shutdown"),
                 () = idle_timer(idle) => return Err("idle timeout"),
             };
             match read {

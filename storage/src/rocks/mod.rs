@@ -31,6 +31,7 @@ pub(crate) mod versioned;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use rocksdb::{Cache, ColumnFamily, DB, ReadOptions, WriteBatch, WriteOptions};
@@ -145,12 +146,12 @@ impl RocksStore {
         pending: &mut HashMap<&'b [u8], Option<u64>>,
         key: &'b [u8],
         enc: &[u8],
-        end: &[u8],
+        end: impl FnOnce() -> Vec<u8>,
         below: u64,
     ) {
         let appended_here = pending.get(key).copied().flatten();
         if appended_here.is_some() || index.contains(key) {
-            wb.delete_range_cf(cf(&self.db, CF_DELTAS), enc, end);
+            wb.delete_range_cf(cf(&self.db, CF_DELTAS), enc, end().as_slice());
             // Only a full clear proves the key has no delta left. After a partial one, deltas
             // at or above `below` may survive, so the key stays in the index (over-approximated,
             // which costs a spare range tombstone later, never a leftover delta).
@@ -161,21 +162,30 @@ impl RocksStore {
     }
 }
 
-impl Store for RocksStore {
-    fn write(&self, batch: &Batch, sync: bool) -> Result<(), StorageError> {
+impl RocksStore {
+    /// The write of [`Store::write`] and [`Store::try_write`], under the delta index lock.
+    /// With `no_slowdown`, a write RocksDB would have to delay or stop returns `Ok(false)`
+    /// unwritten.
+    fn write_locked(
+        &self,
+        index: &mut HashSet<Vec<u8>>,
+        batch: &Batch,
+        sync: bool,
+        no_slowdown: bool,
+    ) -> Result<bool, StorageError> {
         batch.validate()?;
         let (state, deltas, meta) = (
             cf(&self.db, CF_STATE),
             cf(&self.db, CF_DELTAS),
             cf(&self.db, CF_META),
         );
-        let mut index = self.delta_index.lock();
         // Per key touched by a delta op in this batch: whether it has deltas after the batch.
         // Per key touched by a delta op in this batch: the highest sequence number it still has
         // a delta of after the batch's ops so far (`None`: none).
         let mut pending: HashMap<&[u8], Option<u64>> = HashMap::new();
         let mut wb = WriteBatch::with_capacity_bytes(batch.bytes() + 32 * batch.len());
-        let mut enc = Vec::new();
+        // Scratch buffers reused for every op (RocksDB copies keys and values into the batch).
+        let (mut enc, mut versioned_state) = (Vec::new(), Vec::new());
         for op in batch.ops() {
             enc.clear();
             match op {
@@ -186,10 +196,15 @@ impl Store for RocksStore {
                 } => {
                     keys::encode_into(key, &mut enc);
                     // A merge, not a put: the `state` merge operator keeps the highest version.
-                    wb.merge_cf(state, &enc, versioned::encode(*version, value));
-                    let mut end = Vec::with_capacity(enc.len() + 8);
-                    keys::delta_key_into(key, *version, &mut end);
-                    self.clear_deltas(&mut wb, &index, &mut pending, key, &enc, &end, *version);
+                    versioned_state.clear();
+                    versioned::encode_into(*version, value, &mut versioned_state);
+                    wb.merge_cf(state, &enc, &versioned_state);
+                    let end = || {
+                        let mut end = Vec::with_capacity(enc.len() + 8);
+                        keys::delta_key_into(key, *version, &mut end);
+                        end
+                    };
+                    self.clear_deltas(&mut wb, index, &mut pending, key, &enc, end, *version);
                 }
                 Op::AppendDelta { key, seq, delta } => {
                     keys::delta_key_into(key, *seq, &mut enc);
@@ -205,8 +220,8 @@ impl Store for RocksStore {
                 Op::DeleteKey { key } => {
                     keys::encode_into(key, &mut enc);
                     wb.delete_cf(state, &enc);
-                    let end = keys::range_end(&enc);
-                    self.clear_deltas(&mut wb, &index, &mut pending, key, &enc, &end, u64::MAX);
+                    let end = || keys::range_end(&enc);
+                    self.clear_deltas(&mut wb, index, &mut pending, key, &enc, end, u64::MAX);
                 }
                 Op::PutMeta { name, value } => wb.put_cf(meta, name.as_bytes(), value),
                 Op::DeleteMeta { name } => wb.delete_cf(meta, name.as_bytes()),
@@ -214,17 +229,46 @@ impl Store for RocksStore {
         }
         let mut opts = WriteOptions::default();
         opts.set_sync(sync);
-        self.db
-            .write_opt(wb, &opts)
-            .map_err(|e| StorageError::Write {
-                reason: e.into_string(),
-            })?;
+        opts.set_no_slowdown(no_slowdown);
+        match self.db.write_opt(wb, &opts) {
+            Ok(()) => {}
+            // Nothing was written; the keys marked above stay in the index, which may
+            // over-approximate.
+            Err(e) if no_slowdown && e.kind() == rocksdb::ErrorKind::Incomplete => {
+                return Ok(false);
+            }
+            Err(e) => {
+                return Err(StorageError::Write {
+                    reason: e.into_string(),
+                });
+            }
+        }
         for (key, top) in pending {
             if top.is_none() {
                 index.remove(key);
             }
         }
-        Ok(())
+        Ok(true)
+    }
+}
+
+/// How long [`Store::try_write`] waits for another thread's write to finish before giving up.
+/// A write that does not stall takes microseconds; one that waits longer is stalled, and
+/// waiting for it would block the caller's executor thread.
+const TRY_WRITE_LOCK_WAIT: Duration = Duration::from_micros(500);
+
+impl Store for RocksStore {
+    fn write(&self, batch: &Batch, sync: bool) -> Result<(), StorageError> {
+        let mut index = self.delta_index.lock();
+        self.write_locked(&mut index, batch, sync, false)
+            .map(|_| ())
+    }
+
+    fn try_write(&self, batch: &Batch) -> Result<bool, StorageError> {
+        let Some(mut index) = self.delta_index.try_lock_for(TRY_WRITE_LOCK_WAIT) else {
+            return Ok(false);
+        };
+        self.write_locked(&mut index, batch, false, true)
     }
 
     fn sync_wal(&self) -> Result<(), StorageError> {

@@ -8,12 +8,10 @@ use rocksdb::MergeOperands;
 /// Name of the merge operator, recorded by RocksDB in the database's options.
 pub(crate) const MERGE_OPERATOR: &str = "crdtkv_keep_highest_version";
 
-/// `version ++ state`.
-pub(crate) fn encode(version: u64, state: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + state.len());
+/// Appends `version ++ state` to `out`.
+pub(crate) fn encode_into(version: u64, state: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&version.to_be_bytes());
     out.extend_from_slice(state);
-    out
 }
 
 /// Splits a stored value into version and state.
