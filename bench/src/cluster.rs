@@ -34,6 +34,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 
+use crate::procs::{Load, crdtkv_path, median, redis_benchmark};
 use crate::report;
 
 mod client;
@@ -44,7 +45,6 @@ mod plot;
 mod throughput;
 
 use heal::Counters;
-use throughput::Load;
 
 /// Options of the `cluster` scenario.
 #[derive(clap::Args, Debug)]
@@ -111,24 +111,6 @@ impl ClusterArgs {
     }
 }
 
-/// The crdtkv binary: `--crdtkv`, else `crdtkv` next to this executable.
-fn crdtkv_path(args: &ClusterArgs) -> Result<PathBuf> {
-    let path = match &args.crdtkv {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()
-            .context("locating the bench binary")?
-            .parent()
-            .context("the bench binary has no directory")?
-            .join("crdtkv"),
-    };
-    ensure!(
-        path.is_file(),
-        "no crdtkv binary at {}: run `cargo build --release -p node` first, or pass --crdtkv PATH",
-        path.display()
-    );
-    Ok(path)
-}
-
 /// Microseconds as milliseconds with three decimals.
 fn ms_of_us(us: u64) -> f64 {
     us as f64 / 1000.0
@@ -146,18 +128,8 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1000.0
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => xs[n / 2],
-        _ => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
-    }
-}
-
 pub fn run(args: ClusterArgs) -> Result<()> {
-    let binary = crdtkv_path(&args)?;
+    let binary = crdtkv_path(args.crdtkv.as_deref())?;
     ensure!(
         ["lag", "throughput", "heal"].iter().any(|c| args.runs(c)),
         "--only takes lag, throughput, heal"
@@ -269,9 +241,10 @@ fn write_throughput(args: &ClusterArgs, binary: &Path, cluster: &nodes::Group) -
                     .iter()
                     .map(nodes::Node::cpu_seconds)
                     .collect::<Result<_>>()?;
-                ours.push(throughput::redis_benchmark(
+                ours.push(redis_benchmark(
                     &args.redis_benchmark,
                     cluster.node(1).port,
+                    "SET",
                     load,
                 )?);
                 drains.push(ms(throughput::wait_replicated(
@@ -283,9 +256,10 @@ fn write_throughput(args: &ClusterArgs, binary: &Path, cluster: &nodes::Group) -
                 }
             } else {
                 let cpu = alone.node(1).cpu_seconds()?;
-                theirs.push(throughput::redis_benchmark(
+                theirs.push(redis_benchmark(
                     &args.redis_benchmark,
                     alone.node(1).port,
+                    "SET",
                     load,
                 )?);
                 alone_cpu += alone.node(1).cpu_seconds()? - cpu;

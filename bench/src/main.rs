@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod alloc;
 mod cluster;
+mod procs;
 mod report;
 mod resp;
 mod trace;

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use tempfile::TempDir;
 
+use crate::procs::{Load, cpu_seconds, crdtkv_path, median, redis_benchmark};
 use crate::report;
 
 /// Options of the `resp` scenario.
@@ -165,24 +166,6 @@ fn log_tail(path: &Path) -> String {
 fn free_port() -> Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
     Ok(listener.local_addr()?.port())
-}
-
-/// The crdtkv binary: `--crdtkv`, else `crdtkv` next to this executable.
-fn crdtkv_path(args: &RespArgs) -> Result<PathBuf> {
-    let path = match &args.crdtkv {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()
-            .context("locating the bench binary")?
-            .parent()
-            .context("the bench binary has no directory")?
-            .join("crdtkv"),
-    };
-    ensure!(
-        path.is_file(),
-        "no crdtkv binary at {}: run `cargo build --release -p node` first, or pass --crdtkv PATH",
-        path.display()
-    );
-    Ok(path)
 }
 
 fn start_ours(binary: &Path, port: u16) -> Result<Server> {
@@ -320,98 +303,6 @@ fn encode_command(buf: &mut Vec<u8>, args: &[&[u8]]) {
     }
 }
 
-/// Runs one redis-benchmark test (`SET`, …) against `port`; returns its requests per second.
-fn redis_benchmark(
-    args: &RespArgs,
-    port: u16,
-    test: &str,
-    requests: u64,
-    pipeline: u32,
-) -> Result<f64> {
-    let output = Command::new(&args.redis_benchmark)
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(["-c", &args.clients.to_string()])
-        .args(["-n", &requests.to_string()])
-        .args(["-r", &args.keyspace.to_string()])
-        .args(["-P", &pipeline.to_string()])
-        .args(["-t", &test.to_lowercase()])
-        .arg("--csv")
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| {
-            format!(
-                "running {} (Debian: apt-get install redis-tools)",
-                args.redis_benchmark.display()
-            )
-        })?;
-    ensure!(
-        output.status.success(),
-        "redis-benchmark failed ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    parse_csv(&stdout)
-        .into_iter()
-        .find_map(|(t, rps)| (t == test).then_some(rps))
-        .with_context(|| {
-            format!(
-                "redis-benchmark printed no result for {test}:\n{stdout}\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        })
-}
-
-/// `"SET","131578.95",...` lines (the header and anything else are skipped).
-fn parse_csv(text: &str) -> Vec<(String, f64)> {
-    text.lines()
-        .filter_map(|line| {
-            let mut cols = line.split(',').map(|c| c.trim().trim_matches('"'));
-            let test = cols.next()?;
-            let rps: f64 = cols.next()?.parse().ok()?;
-            Some((test.to_owned(), rps))
-        })
-        .collect()
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    }
-}
-
-/// CPU time (user + system) `pid` has used so far, in seconds.
-fn cpu_seconds(pid: u32) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    // The command name (field 2) may hold spaces; count fields after its closing parenthesis.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .context("malformed /proc/PID/stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let ticks: u64 = fields
-        .get(11..13)
-        .context("short /proc/PID/stat")?
-        .iter()
-        .map(|f| f.parse::<u64>().unwrap_or(0))
-        .sum();
-    Ok(ticks as f64 / clock_ticks_per_second())
-}
-
-/// Units of `/proc/PID/stat` times: Linux reports them in USER_HZ, which is 100 on every
-/// architecture (independent of the kernel's internal tick rate).
-fn clock_ticks_per_second() -> f64 {
-    100.0
-}
-
 /// Samples of one case: requests per second and server CPU microseconds per request.
 #[derive(Default, Clone)]
 struct Samples {
@@ -439,6 +330,12 @@ fn throughput(args: &RespArgs, crdtkv: &Path) -> Result<()> {
             args.pipelined_requests
                 .unwrap_or(if args.quick { 200_000 } else { 1_000_000 })
         };
+        let load = Load {
+            clients: args.clients,
+            requests,
+            keyspace: args.keyspace,
+            pipeline,
+        };
         // Per test: (ours, reference).
         let mut samples: Vec<(Samples, Samples)> = vec![Default::default(); tests.len()];
         for round in 0..rounds {
@@ -455,7 +352,7 @@ fn throughput(args: &RespArgs, crdtkv: &Path) -> Result<()> {
                         Side::Reference => (&mut reference, &mut samples[i].1),
                     };
                     let cpu = cpu_seconds(server.pid())?;
-                    let rps = redis_benchmark(args, server.port, test, requests, pipeline)
+                    let rps = redis_benchmark(&args.redis_benchmark, server.port, test, load)
                         .with_context(|| format!("benchmarking {}", server.name))?;
                     let cpu = cpu_seconds(server.pid())? - cpu;
                     server.check_alive()?;
@@ -635,7 +532,7 @@ fn memory(args: &RespArgs, crdtkv: &Path) -> Result<()> {
 
 /// Runs the scenario.
 pub fn run(args: RespArgs) -> Result<()> {
-    let crdtkv = crdtkv_path(&args)?;
+    let crdtkv = crdtkv_path(args.crdtkv.as_deref())?;
     if !args.no_throughput {
         throughput(&args, &crdtkv)?;
     }
@@ -648,16 +545,6 @@ pub fn run(args: RespArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_redis_benchmark_csv() {
-        let csv = "\"test\",\"rps\",\"avg_latency_ms\"\n\"SET\",\"131578.95\",\"0.279\"\n\
-                   \"GET\",\"1000.00\",\"0.2\"\n";
-        assert_eq!(
-            parse_csv(csv),
-            vec![("SET".to_owned(), 131578.95), ("GET".to_owned(), 1000.0)]
-        );
-    }
 
     #[test]
     fn labels_and_values() {

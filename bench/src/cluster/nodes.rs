@@ -42,18 +42,9 @@ impl Node {
         Ok(())
     }
 
-    /// CPU time (user + system) the process has used so far, from `/proc/PID/stat` (in
-    /// `USER_HZ` ticks, 100 per second on Linux).
+    /// CPU time (user + system) the process has used so far, in seconds.
     pub fn cpu_seconds(&self) -> Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        // The fields after the parenthesised command name, starting with the state (field 3).
-        let rest = stat.rsplit_once(')').context("unreadable /proc stat")?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| -> Result<f64> {
-            Ok(fields.get(i).context("short /proc stat")?.parse::<u64>()? as f64)
-        };
-        // utime and stime are fields 14 and 15.
-        Ok((ticks(11)? + ticks(12)?) / 100.0)
+        crate::procs::cpu_seconds(self.child.id())
     }
 
     fn wait_ping(&mut self) -> Result<()> {

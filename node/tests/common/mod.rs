@@ -317,3 +317,6 @@ pub mod data;
 
 /// A cluster of real nodes over QUIC on loopback.
 pub mod cluster;
+
+/// Network namespaces, veths, a bridge and iptables for a real partition (needs root).
+pub mod netns;
