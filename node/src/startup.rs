@@ -15,9 +15,7 @@ use thiserror::Error;
 
 use crate::cluster::{Cluster, ClusterError, WriteGate};
 use crate::config::{Config, ConfigError};
-use crate::keyspace::{
-    CEILING_META, Keyspace, LoadError, LoadStats, NodeClock, SHARD_BITS_DEFAULT,
-};
+use crate::keyspace::{CEILING_META, Keyspace, LoadError, NodeClock, SHARD_BITS_DEFAULT};
 use crate::state::{Hooks, NodeParts, NodeState};
 
 /// Metadata record holding the node id (a u64 in the crdt encoding).
@@ -122,8 +120,6 @@ pub struct Opened {
     pub node_id: NodeId,
     /// Every stored key.
     pub keyspace: Arc<Keyspace>,
-    /// Whether the store held any key (tombstones included) when it was opened.
-    pub had_data: bool,
 }
 
 /// Opens the store, establishes the identity and loads the keyspace (keeping anti-entropy
@@ -131,12 +127,11 @@ pub struct Opened {
 pub fn open(config: &Config) -> Result<Opened, StartError> {
     let rocks = open_store(config)?;
     let node_id = node_identity(rocks.as_ref(), config.node.node_id, &config.node.data_dir)?;
-    let (keyspace, stats) = load_keyspace(rocks.as_ref(), node_id, config)?;
+    let keyspace = load_keyspace(rocks.as_ref(), node_id, config)?;
     Ok(Opened {
         rocks,
         node_id,
         keyspace: Arc::new(keyspace),
-        had_data: stats.keys + stats.tombstones > 0,
     })
 }
 
@@ -188,7 +183,7 @@ pub fn load_keyspace(
     store: &dyn Store,
     node_id: NodeId,
     config: &Config,
-) -> Result<(Keyspace, LoadStats), StartError> {
+) -> Result<Keyspace, StartError> {
     let ceiling: u64 = store.get_meta_as(CEILING_META)?.unwrap_or(0);
     let clock = NodeClock::resume(node_id, config.node.max_clock_offset_ms, ceiling);
     // A cluster node's shards are its anti-entropy buckets.
@@ -206,7 +201,7 @@ pub fn load_keyspace(
         ms = started.elapsed().as_millis() as u64,
         "keyspace loaded"
     );
-    Ok((keyspace, stats))
+    Ok(keyspace)
 }
 
 #[cfg(test)]
