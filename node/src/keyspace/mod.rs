@@ -68,8 +68,9 @@ pub struct Keyspace {
     shards: Box<[RwLock<Shard>]>,
     /// Keys that exist (tombstones excluded).
     live: AtomicI64,
-    /// Whether writes keep the bucket digests current (a replicated node). A standalone node
-    /// skips it: nothing would ever read them, and the dirty lists would only grow.
+    /// Whether this keyspace replicates: writes keep the bucket digests current and hand their
+    /// deltas to the write set. A standalone node skips both: nothing would ever read them,
+    /// the dirty lists would only grow, and each delta costs a key copy and a value clone.
     digests: bool,
 }
 
@@ -89,7 +90,8 @@ impl Keyspace {
         }
     }
 
-    /// Makes writes and loads keep the anti-entropy digests current (call before loading).
+    /// Makes this keyspace replicated: writes and loads keep the anti-entropy digests current,
+    /// and writes push their deltas for replication (call before loading).
     pub fn with_digests(mut self) -> Self {
         self.digests = true;
         self
@@ -100,13 +102,14 @@ impl Keyspace {
         self.bits
     }
 
-    /// An empty keyspace with a fresh clock, for unit tests.
+    /// An empty replicated keyspace with a fresh clock, for unit tests.
     pub fn for_tests(node: NodeId) -> Self {
         Keyspace::new(
             node,
             NodeClock::resume(node, crdt::hlc::DEFAULT_MAX_OFFSET_MS, 0),
             SHARD_BITS_DEFAULT,
         )
+        .with_digests()
     }
 
     /// This node's id.
@@ -142,8 +145,9 @@ impl Keyspace {
     }
 
     /// Runs the mutation `f` on `key` with a fresh timestamp. When `f` returns a delta, the op
-    /// that persists the change and the delta to replicate are pushed into `ws`. On error, `f`
-    /// must have left the value unchanged (every `crdt` mutator guarantees it).
+    /// that persists the change, and on a replicated keyspace the delta to ship, are pushed into
+    /// `ws`. On error, `f` must have left the value unchanged (every `crdt` mutator guarantees
+    /// it).
     pub fn write<R>(
         &self,
         key: &[u8],
@@ -167,8 +171,8 @@ impl Keyspace {
         if let Ok((_, Some(delta))) = &outcome {
             let op = entry.persist(key, delta);
             ws.push_op(op);
-            ws.push_delta(key.to_vec(), delta.clone(), ts);
             if self.digests {
+                ws.push_delta(key.to_vec(), delta.clone(), ts);
                 shard.digest.mark_dirty(key, &mut entry.digest);
             }
         }

@@ -234,7 +234,7 @@ mod tests {
     use crate::write_set::WriteSet;
 
     fn replica() -> (Arc<Keyspace>, KeyspaceReplica, Arc<MemStore>) {
-        let ks = Arc::new(Keyspace::for_tests(NodeId(1)).with_digests());
+        let ks = Arc::new(Keyspace::for_tests(NodeId(1)));
         let store = Arc::new(MemStore::new());
         let r = KeyspaceReplica::new(ks.clone(), store.clone(), true);
         (ks, r, store)

@@ -7,7 +7,7 @@ use super::*;
 use crate::write_set::WriteSet;
 
 fn keyspace() -> Keyspace {
-    Keyspace::new(NodeId(1), NodeClock::resume(NodeId(1), 1000, 0), 4)
+    Keyspace::new(NodeId(1), NodeClock::resume(NodeId(1), 1000, 0), 4).with_digests()
 }
 
 fn incr(ks: &Keyspace, key: &[u8], by: i64, ws: &mut WriteSet) -> i64 {
@@ -15,6 +15,16 @@ fn incr(ks: &Keyspace, key: &[u8], by: i64, ws: &mut WriteSet) -> i64 {
         v.incr_by(ts, by).map(|(d, n)| (n, Some(d)))
     })
     .unwrap()
+}
+
+/// A standalone keyspace persists its writes but builds no delta for replication.
+#[test]
+fn standalone_writes_push_no_delta() {
+    let ks = Keyspace::new(NodeId(1), NodeClock::resume(NodeId(1), 1000, 0), 4);
+    let mut ws = WriteSet::new();
+    assert_eq!(incr(&ks, b"c", 2, &mut ws), 2);
+    assert!(ws.deltas().is_empty());
+    assert!(!ws.ops().is_empty());
 }
 
 #[test]
