@@ -44,7 +44,8 @@ impl State {
         self.tree().is_none_or(Tree::is_empty) && self.pending.is_empty() && self.deletes.is_empty()
     }
 
-    /// See [`Rga::insert`].
+    /// See [`Rga::insert`], which has checked that `index` is within the text and `text` is
+    /// not empty (before turning a small form into this state).
     pub(crate) fn insert(
         &mut self,
         node: NodeId,
@@ -52,13 +53,6 @@ impl State {
         index: u64,
         text: &str,
     ) -> Result<Rga, Error> {
-        let len = self.len();
-        if index > len {
-            return Err(Error::IndexOutOfRange { index, len });
-        }
-        if text.is_empty() {
-            return Ok(Rga::new());
-        }
         let n = if text.is_ascii() {
             text.len() as u64
         } else {

@@ -30,7 +30,7 @@ pub mod sink;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crdt::{NodeId, Timestamp};
+use crdt::NodeId;
 use gossip::membership::driver::{self as membership_driver, MembershipHandle};
 use gossip::replication::Replicator;
 use gossip::replication::driver::{self as replication_driver, ReplicationHandle};
@@ -44,7 +44,7 @@ use thiserror::Error;
 pub use gate::WriteGate;
 
 use crate::config::ClusterSection;
-use crate::keyspace::{Keyspace, KeyspaceReplica, wall_ms};
+use crate::keyspace::{Keyspace, KeyspaceReplica};
 use crate::state::DeltaSink;
 
 /// Why the cluster side of a node could not start.
@@ -124,22 +124,6 @@ pub struct Cluster {
     pub metrics_addr: Option<SocketAddr>,
 }
 
-/// The clock sample replication works with: the node's hybrid clock as of now, without
-/// advancing it (at least the wall clock, and at least every timestamp issued or observed).
-pub fn clock_sample(keyspace: &Keyspace) -> Timestamp {
-    let high = keyspace.clock().high_water();
-    let wall = wall_ms();
-    if wall > high.physical_ms {
-        Timestamp {
-            physical_ms: wall,
-            logical: 0,
-            node: keyspace.node(),
-        }
-    } else {
-        high
-    }
-}
-
 impl Cluster {
     /// Starts the endpoint, membership and replication for `keyspace` (built
     /// [`Keyspace::with_digests`] and loaded). Must run inside the tokio runtime. `sync`:
@@ -176,7 +160,7 @@ impl Cluster {
             config.replication.clone(),
             SmallRng::from_os_rng(),
             0,
-            clock_sample(&keyspace),
+            keyspace.clock().sample(),
         )?;
         // Members named in the config count from the start, reachable or not.
         for &id in config.allowed_node_ids.iter().flatten() {
@@ -189,7 +173,7 @@ impl Cluster {
         let replication = replication_driver::spawn(
             replicator,
             replica,
-            move || clock_sample(&clock_keyspace),
+            move || clock_keyspace.clock().sample(),
             transport.clone(),
             channels.messages,
             events,

@@ -61,6 +61,22 @@ impl NodeClock {
         self.hlc.lock().observe(remote, wall_ms())
     }
 
+    /// The clock as of now without advancing it: at least the wall clock, and at least every
+    /// timestamp issued or observed (the sample replication's freshness watermarks use).
+    pub fn sample(&self) -> Timestamp {
+        let high = self.high_water();
+        let wall = wall_ms();
+        if wall > high.physical_ms {
+            Timestamp {
+                physical_ms: wall,
+                logical: 0,
+                node: high.node,
+            }
+        } else {
+            high
+        }
+    }
+
     /// The highest timestamp issued or observed.
     pub fn high_water(&self) -> Timestamp {
         self.hlc.lock().high_water()

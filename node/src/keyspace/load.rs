@@ -10,7 +10,7 @@ use crdt::{Merge, Value};
 use storage::{KeyRecord, StorageError, Store};
 use thiserror::Error;
 
-use super::{Entry, Keyspace, bucket_of};
+use super::{Entry, Keyspace};
 
 /// Why the keyspace could not be loaded; the node does not start.
 #[derive(Debug, Error)]
@@ -102,7 +102,7 @@ impl Keyspace {
         self.count_change(false, value.exists());
         // Resume above every record of the key, so later bases and deltas outrank them.
         let mut entry = Entry::loaded(value, base_bytes, delta_bytes, next_seq);
-        let mut guard = self.shards[bucket_of(&key, self.bits)].write();
+        let mut guard = self.shard_of(&key).write();
         let shard = &mut *guard;
         if self.digests {
             // Loaded keys enter the digests at the first refresh.

@@ -34,16 +34,7 @@ pub use replica::KeyspaceReplica;
 use crate::write_set::WriteSet;
 
 /// Default number of shards (and anti-entropy buckets) as a power of two.
-pub const SHARD_BITS_DEFAULT: u32 = 12;
-
-/// The shard (anti-entropy bucket) of `key` among `1 << bits`: the top bits of xxh3-64, the same
-/// on every node and every build.
-pub fn bucket_of(key: &[u8], bits: u32) -> usize {
-    if bits == 0 {
-        return 0;
-    }
-    (xxhash_rust::xxh3::xxh3_64(key) >> (64 - bits)) as usize
-}
+pub const SHARD_BITS_DEFAULT: u32 = gossip::digest::LEAF_BITS_DEFAULT;
 
 /// One shard: the entries of one bucket, and the bucket's anti-entropy digest.
 #[derive(Debug, Default)]
@@ -127,6 +118,11 @@ impl Keyspace {
         self.shards.len()
     }
 
+    /// The shard holding `key`: its anti-entropy bucket ([`gossip::digest::bucket_of`]).
+    fn shard_of(&self, key: &[u8]) -> &RwLock<Shard> {
+        &self.shards[gossip::digest::bucket_of(key, self.bits) as usize]
+    }
+
     /// The shard `index`, for anti-entropy and scans.
     pub fn shard(&self, index: usize) -> &RwLock<Shard> {
         &self.shards[index]
@@ -140,7 +136,7 @@ impl Keyspace {
     /// Runs `f` on the value of `key` (`None` if the key was never written or was dropped;
     /// tombstones are passed so introspection can show them — use [`Value::exists`]).
     pub fn read<R>(&self, key: &[u8], f: impl FnOnce(Option<&Value>) -> R) -> R {
-        let shard = self.shards[bucket_of(key, self.bits)].read();
+        let shard = self.shard_of(key).read();
         f(shard.entries.get(key).map(|e| &e.value))
     }
 
@@ -160,7 +156,7 @@ impl Keyspace {
             // one in memory.
             ws.push_op(op);
         }
-        let mut guard = self.shards[bucket_of(key, self.bits)].write();
+        let mut guard = self.shard_of(key).write();
         let shard = &mut *guard;
         let entry = match shard.entries.get_mut(key) {
             Some(e) => e,

@@ -151,7 +151,7 @@ impl Replica for KeyspaceReplica {
         for (key, incoming) in entries {
             latest = latest.max(latest_timestamp(&incoming));
             let ks = &self.keyspace;
-            let mut guard = ks.shards[super::bucket_of(&key, ks.bits)].write();
+            let mut guard = ks.shard_of(&key).write();
             let shard = &mut *guard;
             let entry = shard.entries.entry(key.as_slice().into()).or_default();
             let existed = entry.value.exists();
@@ -272,7 +272,7 @@ mod tests {
         assert_eq!(leaves(&mut r), leaves(&mut reference));
         let mut a = Vec::new();
         let mut b = Vec::new();
-        let bucket = crate::keyspace::bucket_of(b"k7", ks.shard_bits()) as u32;
+        let bucket = gossip::digest::bucket_of(b"k7", ks.shard_bits());
         r.bucket_entries(bucket, &mut a);
         reference.bucket_entries(bucket, &mut b);
         a.sort();

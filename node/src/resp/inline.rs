@@ -15,6 +15,20 @@
 use super::args::Span;
 
 /// `isspace` of the C locale.
+/// Byte `i` of `line`, read like a C string: the line "ends" with NUL; past the end is 0.
+fn at(line: &[u8], i: usize) -> u8 {
+    line.get(i).copied().unwrap_or(0)
+}
+
+/// At byte `r` of `line` a quoted word ends: a closing quote must be followed by a space or the
+/// end of the line, and the line must not end (byte 0) inside the quotes.
+fn close_quote(line: &[u8], r: usize) -> Result<(), UnbalancedQuotes> {
+    if at(line, r) == 0 || (at(line, r + 1) != 0 && !is_space(at(line, r + 1))) {
+        return Err(UnbalancedQuotes);
+    }
+    Ok(())
+}
+
 fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')
 }
@@ -39,10 +53,6 @@ pub fn split_in_place(
     base: u32,
     spans: &mut Vec<Span>,
 ) -> Result<(), UnbalancedQuotes> {
-    // Like a C string, the line "ends" with NUL; reading past the end yields 0.
-    fn at(line: &[u8], i: usize) -> u8 {
-        line.get(i).copied().unwrap_or(0)
-    }
     // `line` is at most `inline_bytes_max` bytes, which validation keeps under 4 GiB.
     let offset = |i: usize| base + i as u32;
     let mut r = 0;
@@ -85,13 +95,9 @@ pub fn split_in_place(
                         other => other,
                     };
                     w += 1;
-                } else if c == b'"' {
-                    if at(line, r + 1) != 0 && !is_space(at(line, r + 1)) {
-                        return Err(UnbalancedQuotes);
-                    }
+                } else if c == b'"' || c == 0 {
+                    close_quote(line, r)?;
                     done = true;
-                } else if c == 0 {
-                    return Err(UnbalancedQuotes);
                 } else {
                     line[w] = c;
                     w += 1;
@@ -101,13 +107,9 @@ pub fn split_in_place(
                     r += 1;
                     line[w] = b'\'';
                     w += 1;
-                } else if c == b'\'' {
-                    if at(line, r + 1) != 0 && !is_space(at(line, r + 1)) {
-                        return Err(UnbalancedQuotes);
-                    }
+                } else if c == b'\'' || c == 0 {
+                    close_quote(line, r)?;
                     done = true;
-                } else if c == 0 {
-                    return Err(UnbalancedQuotes);
                 } else {
                     line[w] = c;
                     w += 1;
