@@ -153,17 +153,27 @@ impl Replica for KeyspaceReplica {
             let ks = &self.keyspace;
             let mut guard = ks.shard_of(&key).write();
             let shard = &mut *guard;
-            let entry = shard.entries.entry(key.as_slice().into()).or_default();
+            // Look up before inserting: the entry API would copy the key for every merge.
+            let entry = match shard.entries.get_mut(key.as_slice()) {
+                Some(e) => e,
+                None => shard.entries.entry(key.as_slice().into()).or_default(),
+            };
             let existed = entry.value.exists();
-            // Comparing costs a copy: only for small values. A large one is assumed changed,
-            // which costs at most a redundant record and a digest refresh.
-            let before =
-                (entry.stored_bytes() <= FULL_STATE_BELOW_BYTES).then(|| entry.value.clone());
-            entry.value.merge(incoming.clone());
-            let did = before.is_none_or(|b| b != entry.value);
-            if did {
+            // A small value is compared with its old self and rewritten whole (the policy of
+            // `Entry::persist`); a large one is assumed changed, at the cost of at most a
+            // redundant record and digest refresh, and gets the received state appended. Either
+            // way one copy: of the small old value, or of the received state.
+            let changed_here = if entry.stored_bytes() <= FULL_STATE_BELOW_BYTES {
+                let before = entry.value.clone();
+                entry.value.merge(incoming);
+                (before != entry.value).then(|| entry.persist_full(&key))
+            } else {
+                entry.value.merge(incoming.clone());
+                Some(entry.persist(&key, &incoming))
+            };
+            if let Some(op) = changed_here {
                 changed += 1;
-                batch.push(entry.persist(&key, &incoming));
+                batch.push(op);
                 shard.digest.mark_dirty(&key, &mut entry.digest);
             }
             let exists = entry.value.exists();
