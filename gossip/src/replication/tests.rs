@@ -46,6 +46,13 @@ fn up(id: u64) -> MemberEvent {
     }
 }
 
+fn down(id: u64) -> MemberEvent {
+    MemberEvent::Down {
+        node_id: NodeId(id),
+        generation: 1,
+    }
+}
+
 impl Net {
     fn new(ids: &[u64]) -> Net {
         Net::with_config(ids, config())
@@ -336,13 +343,7 @@ fn freshness_and_mode_follow_membership() {
     net.event(2, up(1));
     net.settle();
     assert_eq!(net.node(1).r.mode(), Mode::Normal);
-    net.event(
-        1,
-        MemberEvent::Down {
-            node_id: NodeId(2),
-            generation: 1,
-        },
-    );
+    net.event(1, down(2));
     net.drop_if = Box::new(|_, _, _| true);
     assert_eq!(net.node(1).r.mode(), Mode::Degraded);
     net.run(1_000, 100);
@@ -368,20 +369,8 @@ fn tombstone_gc_waits_for_every_member_then_drops_everywhere() {
     net.write(1, b"k", |v, ts| set(v, ts, b"x"));
     net.settle();
     // Node 3 goes down before the delete and misses it.
-    net.event(
-        1,
-        MemberEvent::Down {
-            node_id: NodeId(3),
-            generation: 1,
-        },
-    );
-    net.event(
-        2,
-        MemberEvent::Down {
-            node_id: NodeId(3),
-            generation: 1,
-        },
-    );
+    net.event(1, down(3));
+    net.event(2, down(3));
     net.drop_if = Box::new(|from, to, _| from == NodeId(3) || to == NodeId(3));
     net.write(1, b"k", |v, _| v.delete());
     net.run(10_000, 50);
@@ -416,20 +405,8 @@ fn a_member_that_left_does_not_block_gc() {
     net.connect_all();
     net.write(1, b"k", |v, ts| set(v, ts, b"x"));
     net.settle();
-    net.event(
-        1,
-        MemberEvent::Down {
-            node_id: NodeId(3),
-            generation: 1,
-        },
-    );
-    net.event(
-        2,
-        MemberEvent::Down {
-            node_id: NodeId(3),
-            generation: 1,
-        },
-    );
+    net.event(1, down(3));
+    net.event(2, down(3));
     net.drop_if = Box::new(|from, to, _| from == NodeId(3) || to == NodeId(3));
     net.write(1, b"k", |v, _| v.delete());
     net.run(3_000, 50);
