@@ -155,8 +155,8 @@ async fn serve(state: Arc<NodeState>) -> Result<(), StartError> {
         let signal = node::server::signals::shutdown_requested().await;
         tracing::info!(signal, "shutdown requested");
     })
-    .await;
-    Ok(())
+    .await
+    .map_err(StartError::Threads)
 }
 
 fn fail(error: &StartError) -> ExitCode {

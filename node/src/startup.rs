@@ -58,6 +58,9 @@ pub enum StartError {
     /// The cluster side could not start.
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    /// The connection threads could not be started.
+    #[error("cannot start the connection threads: {0}")]
+    Threads(std::io::Error),
     /// The RESP listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

@@ -55,6 +55,9 @@ pub struct ServerSection {
     /// On SIGINT/SIGTERM, how long to wait for connections to finish their in-flight batch and
     /// write their replies before the node stops anyway (storage is flushed in both cases).
     pub shutdown_timeout_ms: u64,
+    /// Threads that run client connections, each an event loop of its own that a connection
+    /// stays on; 0 starts one per CPU core.
+    pub connection_threads: u64,
 }
 
 impl Default for ServerSection {
@@ -66,6 +69,7 @@ impl Default for ServerSection {
             connections_max: 10_000,
             client_idle_timeout_ms: 0,
             shutdown_timeout_ms: 10_000,
+            connection_threads: 0,
         }
     }
 }

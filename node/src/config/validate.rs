@@ -12,6 +12,9 @@ pub const QUERY_BUFFER_BYTES_LIMIT: u64 = u32::MAX as u64;
 /// Largest `array_len_max`, Redis' own ceiling on a multibulk count (`INT_MAX`).
 pub const ARRAY_LEN_LIMIT: u64 = i32::MAX as u64;
 
+/// Largest `server.connection_threads`.
+pub const CONNECTION_THREADS_LIMIT: u64 = 1024;
+
 /// Smallest `inline_bytes_max`: enough for any `*N` or `$N` header with a 64-bit number.
 pub const INLINE_BYTES_MIN: u64 = 32;
 
@@ -112,6 +115,12 @@ impl Config {
             s.connections_max,
             1_000_000,
             "one million",
+        )?;
+        at_most(
+            "server.connection_threads",
+            s.connection_threads,
+            CONNECTION_THREADS_LIMIT,
+            "1024",
         )?;
         Ok(())
     }
@@ -229,6 +238,10 @@ mod tests {
         let mut c = Config::default();
         c.server.requirepass = Some(String::new());
         assert_eq!(error_key(&c), "server.requirepass");
+
+        let mut c = Config::default();
+        c.server.connection_threads = CONNECTION_THREADS_LIMIT + 1;
+        assert_eq!(error_key(&c), "server.connection_threads");
 
         let mut c = Config::default();
         c.limits.unauth_bulk_bytes_max = c.limits.bulk_bytes_max + 1;

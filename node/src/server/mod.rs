@@ -5,12 +5,15 @@
 //!   write the replies of the batch they are executing.
 //! * [`connection`] is the per-connection loop: read, parse every complete request, execute
 //!   in order, commit the batch's writes once, write all replies in one write.
+//! * [`threads`] runs the connections: a fixed set of threads, each with its own event loop,
+//!   a connection staying on the thread it was given.
 //! * [`input`] is the connection's read buffer; [`signals`] turns SIGINT/SIGTERM into the
 //!   shutdown request.
 
 pub mod connection;
 pub mod input;
 pub mod signals;
+pub mod threads;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,6 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 use crate::state::NodeState;
+use threads::ConnectionThreads;
 
 /// How long the accept loop pauses after an accept error (out of file descriptors, for
 /// example) before trying again, instead of spinning on the error.
@@ -46,11 +50,16 @@ pub fn listen_addr(bind: &str, port: u32) -> String {
 }
 
 /// Serves clients on `listener` until `shutdown` completes, then drains the connections.
+/// Connections run on `server.connection_threads` threads of their own ([`threads`]).
 pub async fn serve(
     state: Arc<NodeState>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
-) {
+) -> std::io::Result<()> {
+    let threads = ConnectionThreads::start(threads::thread_count(
+        state.config.server.connection_threads,
+    ))?;
+    tracing::info!(threads = threads.len(), "connection threads started");
     let (stop_tx, stop_rx) = watch::channel(false);
     // Every connection task holds a clone of `done_tx`; when the last one is dropped,
     // `done_rx` yields `None`: all connections have finished.
@@ -62,12 +71,16 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     state.stats.connections_received.fetch_add(1, Ordering::Relaxed);
-                    let task = connection::run(Arc::clone(&state), stream, peer, stop_rx.clone());
-                    let done = done_tx.clone();
-                    tokio::spawn(async move {
-                        task.await;
-                        drop(done);
+                    let (state, stop, done) = (Arc::clone(&state), stop_rx.clone(), done_tx.clone());
+                    let start: threads::Start = Box::new(move |stream| {
+                        Box::pin(async move {
+                            connection::run(state, stream, peer, stop).await;
+                            drop(done);
+                        })
                     });
+                    if let Err(error) = threads.spawn(stream, start) {
+                        tracing::warn!(%error, %peer, "cannot hand a connection to a thread");
+                    }
                 }
                 Err(error) => {
                     tracing::warn!(%error, "accept failed");
@@ -93,6 +106,15 @@ pub async fn serve(
             "connections still busy at the shutdown timeout; closing them"
         );
     }
+    // Joining blocks until each thread has dropped what it still runs: moments, since every
+    // connection has finished or is past its timeout.
+    if tokio::task::spawn_blocking(move || threads.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::error!("stopping the connection threads panicked");
+    }
+    Ok(())
 }
 
 /// Refuses a connection beyond `server.connections_max` the way Redis does.
