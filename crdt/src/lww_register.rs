@@ -13,6 +13,8 @@
 //! a concurrent write until the next write is what makes that possible; there are at most as many
 //! as there were concurrent writers.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::causal::{CausalContext, Dot, fresh_floor};
@@ -32,8 +34,37 @@ pub struct RegisterEntry {
 }
 
 /// A register whose highest-timestamp write wins, with observed-remove delete.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+///
+/// Nearly every register of a keyspace has only ever been written by one node: it holds one
+/// entry, and its context is exactly that node's events up to the entry's dot. That state is
+/// held as the entry alone ([`Repr::Single`], the size of the entry, no allocation), because a
+/// keyspace holds a million of them; any other state, the empty one included, is the general
+/// form behind a box. The representation is canonical (a state that fits `Single` is always
+/// held as `Single`), so equal registers are equal here too, and it never shows: the encoding,
+/// every accessor and every law see the same entries and context either way.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LwwRegister {
+    repr: Repr,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Repr {
+    /// One entry; the context holds exactly the dots of its node up to and including its dot.
+    Single(RegisterEntry),
+    /// Any other state; `None` is the empty register (no entry, empty context).
+    General(Option<Box<Full>>),
+}
+
+impl Default for Repr {
+    fn default() -> Self {
+        Repr::General(None)
+    }
+}
+
+/// A register's state spelled out: its entries and its causal context. The operations are
+/// written once, on this form.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Full {
     /// Sorted by dot; usually one entry.
     entries: Entries,
     ctx: CausalContext,
@@ -41,10 +72,8 @@ pub struct LwwRegister {
 
 /// The entries of a register, sorted by dot: almost always exactly one.
 ///
-/// One entry is held inline, in the size of the entry itself (a `SmallVec` would add a word),
-/// which keeps the register part of a key, and so the allocation each key holds, in a smaller
-/// allocator size class. `Many` never holds exactly one entry, so equal registers are equal
-/// here too. Encoded like a `Vec` of entries.
+/// One entry is held inline, so turning a [`Repr::Single`] into its [`Full`] form to change it
+/// allocates nothing. `Many` never holds exactly one entry. Encoded like a `Vec` of entries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Entries {
     One(RegisterEntry),
@@ -123,49 +152,8 @@ impl Entries {
     }
 }
 
-impl Serialize for Entries {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.as_slice())
-    }
-}
-
-impl LwwRegister {
-    /// An empty register (no value).
-    pub fn new() -> Self {
-        LwwRegister::default()
-    }
-
-    /// The winning entry: highest timestamp.
-    pub fn winner(&self) -> Option<&RegisterEntry> {
-        self.entries.as_slice().iter().max_by_key(|e| e.ts)
-    }
-
-    /// The winning value.
-    pub fn get(&self) -> Option<&[u8]> {
-        self.winner().map(|e| &*e.value)
-    }
-
-    /// Whether the register holds no value.
-    pub fn is_empty(&self) -> bool {
-        self.entries.as_slice().is_empty()
-    }
-
-    /// All surviving entries (more than one after concurrent writes), sorted by dot.
-    pub fn entries(&self) -> &[RegisterEntry] {
-        self.entries.as_slice()
-    }
-
-    /// Every dot this register has seen.
-    pub fn context(&self) -> &CausalContext {
-        &self.ctx
-    }
-
-    /// Writes `value` at `ts` (as node `ts.node`), replacing every observed entry; returns the
-    /// delta.
-    ///
-    /// A node with no dot here starts at [`fresh_floor`] (see [`crate::causal`] on fresh
-    /// starts).
-    pub fn set(&mut self, ts: Timestamp, value: &[u8]) -> LwwRegister {
+impl Full {
+    fn set(&mut self, ts: Timestamp, value: &[u8]) -> Full {
         let mut ctx: CausalContext = self.entries.as_slice().iter().map(|e| e.dot).collect();
         let (dot, fresh) = self.ctx.advance(ts.node, fresh_floor(ts));
         if fresh {
@@ -179,25 +167,22 @@ impl LwwRegister {
             value: value.into(),
         };
         self.entries = Entries::One(entry.clone());
-        LwwRegister {
+        Full {
             entries: Entries::One(entry),
             ctx,
         }
     }
 
-    /// Removes every observed entry (key-level `DEL`); returns the delta.
-    pub fn clear(&mut self) -> LwwRegister {
+    fn clear(&mut self) -> Full {
         let ctx = self.entries.as_slice().iter().map(|e| e.dot).collect();
         self.entries = Entries::default();
-        LwwRegister {
+        Full {
             entries: Entries::default(),
             ctx,
         }
     }
-}
 
-impl Merge for LwwRegister {
-    fn merge(&mut self, other: LwwRegister) {
+    fn merge(&mut self, other: Full) {
         let (theirs, their_ctx) = (other.entries, other.ctx);
         // Keep ours unless they saw it and dropped it; take theirs unless we saw it and dropped it
         // (or already hold it: a dot names one write, so equal dots are equal entries).
@@ -210,6 +195,129 @@ impl Merge for LwwRegister {
             }
         });
         self.ctx.merge(&their_ctx);
+    }
+}
+
+/// The context of a [`Repr::Single`] register whose entry has `dot`.
+fn prefix_context(dot: Dot) -> CausalContext {
+    let mut ctx = CausalContext::new();
+    ctx.insert_with_prefix(dot);
+    ctx
+}
+
+impl LwwRegister {
+    /// An empty register (no value).
+    pub fn new() -> Self {
+        LwwRegister::default()
+    }
+
+    /// The register holding `full`, in its canonical representation.
+    fn pack(full: Full) -> Self {
+        let repr = match full.entries {
+            Entries::One(entry) if full.ctx.is_prefix_of(entry.dot) => Repr::Single(entry),
+            Entries::Many(v) if v.is_empty() && full.ctx.is_empty() => Repr::General(None),
+            entries => Repr::General(Some(Box::new(Full {
+                entries,
+                ctx: full.ctx,
+            }))),
+        };
+        LwwRegister { repr }
+    }
+
+    /// The state spelled out, taking it out of `self` (left empty).
+    fn take_full(&mut self) -> Full {
+        match std::mem::take(&mut self.repr) {
+            Repr::Single(entry) => Full {
+                ctx: prefix_context(entry.dot),
+                entries: Entries::One(entry),
+            },
+            Repr::General(None) => Full::default(),
+            Repr::General(Some(full)) => *full,
+        }
+    }
+
+    /// Runs `f` on the spelled-out state and packs both the result and the delta `f` returns.
+    fn change(&mut self, f: impl FnOnce(&mut Full) -> Full) -> LwwRegister {
+        let mut full = self.take_full();
+        let delta = f(&mut full);
+        *self = LwwRegister::pack(full);
+        LwwRegister::pack(delta)
+    }
+
+    /// The winning entry: highest timestamp.
+    pub fn winner(&self) -> Option<&RegisterEntry> {
+        match &self.repr {
+            Repr::Single(entry) => Some(entry),
+            _ => self.entries().iter().max_by_key(|e| e.ts),
+        }
+    }
+
+    /// The winning value.
+    pub fn get(&self) -> Option<&[u8]> {
+        self.winner().map(|e| &*e.value)
+    }
+
+    /// Whether the register holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.entries().is_empty()
+    }
+
+    /// All surviving entries (more than one after concurrent writes), sorted by dot.
+    pub fn entries(&self) -> &[RegisterEntry] {
+        match &self.repr {
+            Repr::Single(entry) => std::slice::from_ref(entry),
+            Repr::General(None) => &[],
+            Repr::General(Some(full)) => full.entries.as_slice(),
+        }
+    }
+
+    /// Every dot this register has seen (built for a register in the single-writer form).
+    pub fn context(&self) -> Cow<'_, CausalContext> {
+        match &self.repr {
+            Repr::Single(entry) => Cow::Owned(prefix_context(entry.dot)),
+            Repr::General(None) => Cow::Owned(CausalContext::new()),
+            Repr::General(Some(full)) => Cow::Borrowed(&full.ctx),
+        }
+    }
+
+    /// Writes `value` at `ts` (as node `ts.node`), replacing every observed entry; returns the
+    /// delta.
+    ///
+    /// A node with no dot here starts at [`fresh_floor`] (see [`crate::causal`] on fresh
+    /// starts).
+    pub fn set(&mut self, ts: Timestamp, value: &[u8]) -> LwwRegister {
+        self.change(|full| full.set(ts, value))
+    }
+
+    /// Removes every observed entry (key-level `DEL`); returns the delta.
+    pub fn clear(&mut self) -> LwwRegister {
+        self.change(Full::clear)
+    }
+}
+
+impl Serialize for LwwRegister {
+    /// `[entries, context]`, whatever the representation.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Encoded<'a> {
+            entries: &'a [RegisterEntry],
+            ctx: &'a CausalContext,
+        }
+        Encoded {
+            entries: self.entries(),
+            ctx: &self.context(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl Merge for LwwRegister {
+    fn merge(&mut self, other: LwwRegister) {
+        let mut theirs = other;
+        let theirs = theirs.take_full();
+        let mut full = self.take_full();
+        full.merge(theirs);
+        *self = LwwRegister::pack(full);
     }
 }
 
@@ -233,10 +341,10 @@ impl<'de> Deserialize<'de> for LwwRegister {
                 "register entries must be sorted by dot, seen by the context, stamped by their node",
             ));
         }
-        Ok(LwwRegister {
+        Ok(LwwRegister::pack(Full {
             entries: Entries::from_vec(raw.entries),
             ctx: raw.ctx,
-        })
+        }))
     }
 }
 
@@ -284,6 +392,32 @@ mod tests {
         b.merge(d_del);
         assert_eq!(a, b);
         assert_eq!(a.get(), Some(&b"concurrent"[..]));
+    }
+
+    #[test]
+    fn a_single_writer_register_is_one_entry_and_every_other_state_is_general() {
+        assert_eq!(std::mem::size_of::<LwwRegister>(), 56);
+        let mut a = LwwRegister::new();
+        assert!(matches!(a.repr, Repr::General(None)));
+        a.set(ts(1, 1), b"x");
+        a.set(ts(2, 1), b"y");
+        assert!(matches!(a.repr, Repr::Single(_)), "{a:?}");
+        assert_eq!(a.context().vv().get(NodeId(1)), a.entries()[0].dot.counter);
+        // A write by a second node keeps the first node's events in the context.
+        let mut b = a.clone();
+        b.set(ts(3, 2), b"z");
+        assert!(matches!(b.repr, Repr::General(Some(_))));
+        assert_eq!(b.get(), Some(&b"z"[..]));
+        // A delete leaves the context behind.
+        a.clear();
+        assert!(a.is_empty() && !a.context().is_empty());
+        assert!(matches!(a.repr, Repr::General(Some(_))));
+        // Decoding gives back the canonical form.
+        let mut c = LwwRegister::new();
+        c.set(ts(5, 3), b"w");
+        let decoded: LwwRegister = crate::encoding::decode(&crate::encoding::encode(&c)).unwrap();
+        assert_eq!(decoded, c);
+        assert!(matches!(decoded.repr, Repr::Single(_)));
     }
 
     #[test]

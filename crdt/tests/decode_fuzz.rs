@@ -87,7 +87,7 @@ fn inconsistent_states_are_refused() {
     let mut bytes = encode(&reg);
     // Replace the context (last element) with an empty one: [[], []] = 0x92 0x90 0x90.
     let empty_ctx = [0x92u8, 0x90, 0x90];
-    let ctx_len = encode(reg.context()).len() - 1;
+    let ctx_len = encode(&*reg.context()).len() - 1;
     bytes.truncate(bytes.len() - ctx_len);
     bytes.extend_from_slice(&empty_ctx);
     assert!(decode::<LwwRegister>(&bytes).is_err());

@@ -91,6 +91,14 @@ impl CausalContext {
         self.vv.contains(dot) || self.cloud.binary_search(&dot).is_ok()
     }
 
+    /// Whether this context holds exactly the dots of `dot.node` from 1 up to `dot`.
+    pub fn is_prefix_of(&self, dot: Dot) -> bool {
+        self.cloud.is_empty()
+            && self.vv.len() == 1
+            && self.vv.get(dot.node) == dot.counter
+            && dot.counter > 0
+    }
+
     /// Whether nothing has been seen.
     pub fn is_empty(&self) -> bool {
         self.vv.is_empty() && self.cloud.is_empty()

@@ -43,20 +43,21 @@ use crate::rga::Rga;
 
 /// The replicated state of one key.
 ///
-/// A `Value` is one pointer: the keyspace holds one per key, inline in its hash tables, where
-/// every byte counts a million times. Its parts live behind it in one allocation, the part
-/// itself when there is one (nearly always), a vector otherwise. Encoded as the sequence of
-/// its parts.
+/// The keyspace holds one per key, in the same allocation as the key, where every byte counts
+/// a million times. So the one part a value nearly always has is held inline (a register that
+/// one node wrote is its entry alone, see [`LwwRegister`]), and only a key with parts of
+/// several kinds (a type conflict) has a vector. Encoded as the sequence of its parts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Value {
-    /// Sorted by kind, at most one per kind; usually one. `None`: no part.
-    parts: Option<Box<Parts>>,
+    /// Sorted by kind, at most one per kind; usually one.
+    parts: Parts,
 }
 
-/// The parts of a [`Value`] that has any. `Many` holds at least two, so equal values are equal
-/// here too.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The parts of a [`Value`]. `Many` holds at least two, so equal values are equal here too.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 enum Parts {
+    #[default]
+    None,
     One(Part),
     Many(Vec<Part>),
 }
@@ -107,7 +108,7 @@ impl Value {
 
     /// Whether this is a tombstone: state is kept but the key does not exist.
     pub fn is_tombstone(&self) -> bool {
-        self.parts.is_some() && !self.exists()
+        !matches!(self.parts, Parts::None) && !self.exists()
     }
 
     /// A view of the visible type.
@@ -155,44 +156,33 @@ impl Value {
 
     /// The parts, sorted by kind.
     fn slice(&self) -> &[Part] {
-        match self.parts.as_deref() {
-            None => &[],
-            Some(Parts::One(p)) => std::slice::from_ref(p),
-            Some(Parts::Many(v)) => v,
+        match &self.parts {
+            Parts::None => &[],
+            Parts::One(p) => std::slice::from_ref(p),
+            Parts::Many(v) => v,
         }
     }
 
     /// The parts, to change in place (not to add or remove one).
     fn slice_mut(&mut self) -> &mut [Part] {
-        match self.parts.as_deref_mut() {
-            None => &mut [],
-            Some(Parts::One(p)) => std::slice::from_mut(p),
-            Some(Parts::Many(v)) => v,
+        match &mut self.parts {
+            Parts::None => &mut [],
+            Parts::One(p) => std::slice::from_mut(p),
+            Parts::Many(v) => v,
         }
     }
 
     /// Inserts `part` at `i` of the parts.
     fn insert_part(&mut self, i: usize, part: Part) {
-        match &mut self.parts {
-            None => self.parts = Some(Box::new(Parts::One(part))),
-            Some(parts) => match &mut **parts {
-                Parts::Many(v) => v.insert(i, part),
-                Parts::One(_) => {
-                    // The one part becomes two, in the same allocation's place.
-                    let Parts::One(first) =
-                        std::mem::replace(&mut **parts, Parts::Many(Vec::new()))
-                    else {
-                        unreachable!("matched One")
-                    };
-                    let two = if i == 0 {
-                        vec![part, first]
-                    } else {
-                        vec![first, part]
-                    };
-                    **parts = Parts::Many(two);
-                }
-            },
-        }
+        self.parts = match std::mem::take(&mut self.parts) {
+            Parts::None => Parts::One(part),
+            Parts::One(first) if i == 0 => Parts::Many(vec![part, first]),
+            Parts::One(first) => Parts::Many(vec![first, part]),
+            Parts::Many(mut v) => {
+                v.insert(i, part);
+                Parts::Many(v)
+            }
+        };
     }
 
     /// A value of `parts`, which must be sorted by kind and unique.
@@ -208,24 +198,24 @@ impl Value {
         all.extend(parts);
         debug_assert!(all.windows(2).all(|w| w[0].kind() < w[1].kind()));
         Value {
-            parts: Some(Box::new(Parts::Many(all))),
+            parts: Parts::Many(all),
         }
     }
 
     /// A value of one part.
     fn single(part: Part) -> Value {
         Value {
-            parts: Some(Box::new(Parts::One(part))),
+            parts: Parts::One(part),
         }
     }
 }
 
 impl Merge for Value {
     fn merge(&mut self, other: Value) {
-        match other.parts.map(|parts| *parts) {
-            None => {}
-            Some(Parts::One(part)) => self.merge_part(part),
-            Some(Parts::Many(parts)) => parts.into_iter().for_each(|p| self.merge_part(p)),
+        match other.parts {
+            Parts::None => {}
+            Parts::One(part) => self.merge_part(part),
+            Parts::Many(parts) => parts.into_iter().for_each(|p| self.merge_part(p)),
         }
     }
 }

@@ -88,7 +88,7 @@ fn describe_part(reply: &mut ReplyWriter, part: &Part, visible: bool) {
             reply.bulk(b"entries");
             reply.integer(r.entries().len() as i64);
             reply.bulk(b"context");
-            context(reply, r.context());
+            context(reply, &r.context());
         }
         Data::PnCounter(c) | Data::GCounter(c) => {
             reply.bulk(b"value");

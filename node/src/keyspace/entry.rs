@@ -15,36 +15,99 @@
 
 use crdt::Value;
 use crdt::encoding::encode;
+use gossip::digest::EntryDigest;
 use storage::Op;
+
+use super::Key;
 
 /// Values whose encoded base is at most this many bytes are rewritten in full on every write.
 pub const FULL_STATE_BELOW_BYTES: usize = 1024;
 
-/// A key's state and its persistence bookkeeping.
-#[derive(Debug, Clone, Default)]
+/// A key, its state and its persistence bookkeeping.
+///
+/// Laid out for a million keys: one allocation of 128 bytes holds the key (inline when short),
+/// the value (its one part inline) and the sequence number, which is all a small value on a
+/// standalone node needs. The sizes of a large value's records and the anti-entropy digest of
+/// a replicated node live behind [`Extra`], allocated for the keys that need them.
+#[derive(Debug, Clone)]
 pub struct Entry {
+    key: Key,
     /// The CRDT state.
     pub value: Value,
+    /// The next sequence number to use.
+    next_seq: u64,
+    /// `None`: the base (if any) is small, no delta is stored since it, and the node keeps no
+    /// digest of this key.
+    extra: Option<Box<Extra>>,
+}
+
+/// What only a large value, or a replicated node's key, needs.
+#[derive(Debug, Clone, Default)]
+struct Extra {
     /// Encoded size of the base on disk (0: no base yet).
     base_bytes: u32,
     /// Bytes of deltas written since the base.
     delta_bytes: u32,
-    /// The next sequence number to use.
-    next_seq: u64,
     /// Anti-entropy bookkeeping: the entry hash counted in the shard's bucket digest.
-    pub digest: gossip::digest::EntryDigest,
+    digest: EntryDigest,
 }
 
 impl Entry {
-    /// An entry loaded from disk.
-    pub fn loaded(value: Value, base_bytes: usize, delta_bytes: usize, next_seq: u64) -> Self {
+    /// The entry of a key never written: no part, nothing on disk.
+    pub fn new(key: Key) -> Self {
         Entry {
-            value,
-            base_bytes: clamp_u32(base_bytes),
-            delta_bytes: clamp_u32(delta_bytes),
-            next_seq,
-            digest: gossip::digest::EntryDigest::default(),
+            key,
+            value: Value::new(),
+            next_seq: 0,
+            extra: None,
         }
+    }
+
+    /// An entry loaded from disk.
+    pub fn loaded(
+        key: Key,
+        value: Value,
+        base_bytes: usize,
+        delta_bytes: usize,
+        next_seq: u64,
+    ) -> Self {
+        let mut entry = Entry {
+            key,
+            value,
+            next_seq,
+            extra: None,
+        };
+        entry.set_sizes(base_bytes, delta_bytes);
+        entry
+    }
+
+    /// The key.
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// The anti-entropy bookkeeping of this key (the default if none was kept).
+    pub fn digest(&self) -> EntryDigest {
+        self.extra
+            .as_ref()
+            .map_or_else(EntryDigest::default, |e| e.digest)
+    }
+
+    /// The anti-entropy bookkeeping of this key, to change (kept from now on).
+    pub fn digest_mut(&mut self) -> &mut EntryDigest {
+        &mut self.extra.get_or_insert_with(Box::default).digest
+    }
+
+    /// The key, and its anti-entropy bookkeeping to change (kept from now on).
+    pub fn key_and_digest_mut(&mut self) -> (&[u8], &mut EntryDigest) {
+        let extra = self.extra.get_or_insert_with(Box::default);
+        (&self.key, &mut extra.digest)
+    }
+
+    /// The value, and its anti-entropy bookkeeping to change (kept from now on).
+    pub fn value_and_digest_mut(&mut self) -> (&Value, &mut EntryDigest) {
+        let extra = self.extra.get_or_insert_with(Box::default);
+        (&self.value, &mut extra.digest)
     }
 
     /// The op that makes the current state (just changed by `delta`) durable: the delta itself
@@ -52,10 +115,12 @@ impl Entry {
     pub fn persist(&mut self, key: &[u8], delta: &Value) -> Op {
         let seq = self.next_seq;
         self.next_seq += 1;
-        if (self.base_bytes as usize) > FULL_STATE_BELOW_BYTES {
+        if let Some(extra) = self.extra.as_deref_mut()
+            && (extra.base_bytes as usize) > FULL_STATE_BELOW_BYTES
+        {
             let delta = encode(delta);
-            if (self.delta_bytes as usize) + delta.len() <= self.base_bytes as usize {
-                self.delta_bytes = clamp_u32(self.delta_bytes as usize + delta.len());
+            if (extra.delta_bytes as usize) + delta.len() <= extra.base_bytes as usize {
+                extra.delta_bytes = clamp_u32(extra.delta_bytes as usize + delta.len());
                 return Op::AppendDelta {
                     key: key.to_vec(),
                     seq,
@@ -66,9 +131,12 @@ impl Entry {
         self.rebase(key, seq)
     }
 
-    /// Bytes this key occupies on disk: its base and the deltas written since.
-    pub fn stored_bytes(&self) -> usize {
-        self.base_bytes as usize + self.delta_bytes as usize
+    /// Whether the key's records on disk, its base and the deltas written since, are at most
+    /// [`FULL_STATE_BELOW_BYTES`]: a small value, rewritten whole on every change.
+    pub fn is_small(&self) -> bool {
+        self.extra.as_ref().is_none_or(|e| {
+            e.base_bytes as usize + e.delta_bytes as usize <= FULL_STATE_BELOW_BYTES
+        })
     }
 
     /// The op that writes the whole current state as the new base (after a merge from a peer,
@@ -81,12 +149,31 @@ impl Entry {
 
     fn rebase(&mut self, key: &[u8], seq: u64) -> Op {
         let state = encode(&self.value);
-        self.base_bytes = clamp_u32(state.len());
-        self.delta_bytes = 0;
+        self.set_sizes(state.len(), 0);
         Op::PutState {
             key: key.to_vec(),
             state,
             version: seq,
+        }
+    }
+
+    /// Records the sizes of the key's records; allocates [`Extra`] only for a large value.
+    fn set_sizes(&mut self, base_bytes: usize, delta_bytes: usize) {
+        let large = base_bytes > FULL_STATE_BELOW_BYTES || delta_bytes > 0;
+        match self.extra.as_deref_mut() {
+            Some(extra) => {
+                extra.base_bytes = clamp_u32(base_bytes);
+                extra.delta_bytes = clamp_u32(delta_bytes);
+            }
+            None if large => {
+                self.extra = Some(Box::new(Extra {
+                    base_bytes: clamp_u32(base_bytes),
+                    delta_bytes: clamp_u32(delta_bytes),
+                    digest: EntryDigest::default(),
+                }));
+            }
+            // Small and no digest kept: nothing to record.
+            None => {}
         }
     }
 }
@@ -110,14 +197,14 @@ mod tests {
 
     #[test]
     fn small_values_are_rewritten_large_ones_logged_then_rebased() {
-        let mut e = Entry::default();
+        let mut e = Entry::new(b"k".as_slice().into());
         let d = e.value.set_register(ts(1), b"small");
         assert!(matches!(
             e.persist(b"k", &d),
             Op::PutState { version: 0, .. }
         ));
 
-        let mut big = Entry::default();
+        let mut big = Entry::new(b"s".as_slice().into());
         let members: Vec<Vec<u8>> = (0..200u32)
             .map(|i| format!("member-{i:05}").into_bytes())
             .collect();
@@ -142,8 +229,24 @@ mod tests {
     }
 
     #[test]
+    fn a_small_value_on_a_standalone_node_takes_no_extra_allocation() {
+        let mut e = Entry::new(b"k".as_slice().into());
+        let d = e.value.set_register(ts(1), b"small");
+        e.persist(b"k", &d);
+        assert!(e.extra.is_none() && e.is_small());
+        // Growing large records the sizes; a digest is kept once asked for.
+        let big = vec![b'x'; 2 * FULL_STATE_BELOW_BYTES];
+        let d = e.value.set_register(ts(2), &big);
+        e.persist(b"k", &d);
+        assert!(e.extra.is_some() && !e.is_small());
+        let mut small = Entry::new(b"s".as_slice().into());
+        small.digest_mut();
+        assert!(small.extra.is_some() && small.is_small());
+    }
+
+    #[test]
     fn sequence_numbers_only_grow() {
-        let mut e = Entry::default();
+        let mut e = Entry::new(b"k".as_slice().into());
         let mut last = None;
         for i in 0..5 {
             let d = e.value.set_register(ts(i), b"v");

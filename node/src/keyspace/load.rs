@@ -10,7 +10,7 @@ use crdt::{Merge, Value};
 use storage::{KeyRecord, StorageError, Store};
 use thiserror::Error;
 
-use super::{Entry, Keyspace};
+use super::{Entry, Key, Keyspace};
 
 /// Why the keyspace could not be loaded; the node does not start.
 #[derive(Debug, Error)]
@@ -101,14 +101,15 @@ impl Keyspace {
         }
         self.count_change(false, value.exists());
         // Resume above every record of the key, so later bases and deltas outrank them.
-        let mut entry = Entry::loaded(value, base_bytes, delta_bytes, next_seq);
         let mut guard = self.shard_of(&key).write();
         let shard = &mut *guard;
+        let mut entry = Entry::loaded(Key::from(key), value, base_bytes, delta_bytes, next_seq);
         if self.digests {
             // Loaded keys enter the digests at the first refresh.
-            shard.digest.mark_dirty(&key, &mut entry.digest);
+            let (key, digest) = entry.key_and_digest_mut();
+            shard.digest.mark_dirty(key, digest);
         }
-        shard.entries.insert(key.into_boxed_slice(), entry);
+        shard.entries.insert(entry);
         Ok(())
     }
 }

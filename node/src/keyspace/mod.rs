@@ -11,15 +11,17 @@
 //! digest next to its entries, anti-entropy lists a bucket without scanning the keyspace, and a
 //! `SCAN` cursor is simply a shard index that stays valid while keys come and go. DashMap picks
 //! shards with the map's own hasher, which must stay randomly keyed against hash flooding by
-//! clients; here only the choice of shard is deterministic, and each shard's `HashMap` keeps its
-//! random hasher.
+//! clients; here only the choice of shard is deterministic, and each shard's [`Table`] keeps
+//! its random hasher. A key's [`Entry`] is one allocation holding the key and its value (see
+//! `table` on why).
 
 mod clock;
 mod entry;
+mod key;
 mod load;
 mod replica;
+mod table;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use crdt::{NodeId, Timestamp, Value};
@@ -28,8 +30,10 @@ use parking_lot::RwLock;
 
 pub use clock::{CEILING_META, NodeClock, wall_ms};
 pub use entry::{Entry, FULL_STATE_BELOW_BYTES};
+pub use key::Key;
 pub use load::{LoadError, LoadStats};
 pub use replica::KeyspaceReplica;
+pub use table::Table;
 
 use crate::write_set::WriteSet;
 
@@ -39,13 +43,13 @@ pub const SHARD_BITS_DEFAULT: u32 = gossip::digest::LEAF_BITS_DEFAULT;
 /// One shard: the entries of one bucket, and the bucket's anti-entropy digest.
 #[derive(Debug, Default)]
 pub struct Shard {
-    entries: HashMap<Box<[u8]>, Entry>,
+    entries: Table,
     digest: BucketDigest,
 }
 
 impl Shard {
     /// The entries of this shard.
-    pub fn entries(&self) -> &HashMap<Box<[u8]>, Entry> {
+    pub fn entries(&self) -> &Table {
         &self.entries
     }
 }
@@ -158,10 +162,7 @@ impl Keyspace {
         }
         let mut guard = self.shard_of(key).write();
         let shard = &mut *guard;
-        let entry = match shard.entries.get_mut(key) {
-            Some(e) => e,
-            None => shard.entries.entry(key.into()).or_default(),
-        };
+        let entry = shard.entries.get_or_insert(key);
         let existed = entry.value.exists();
         let outcome = f(&mut entry.value, ts);
         if let Ok((_, Some(delta))) = &outcome {
@@ -169,14 +170,14 @@ impl Keyspace {
             ws.push_op(op);
             if self.digests {
                 ws.push_delta(key.to_vec(), delta.clone(), ts);
-                shard.digest.mark_dirty(key, &mut entry.digest);
+                shard.digest.mark_dirty(key, entry.digest_mut());
             }
         }
         let exists = entry.value.exists();
         if entry.value.parts().len() == 0 {
             // Reads and refused writes of absent keys leave nothing behind.
             if let Some(gone) = shard.entries.remove(key) {
-                shard.digest.remove_entry(&gone.digest);
+                shard.digest.remove_entry(&gone.digest());
             }
         }
         self.count_change(existed, exists);
@@ -201,8 +202,8 @@ impl Keyspace {
                 shard
                     .entries
                     .iter()
-                    .filter(|(k, e)| e.value.exists() && filter(k, &e.value))
-                    .map(|(k, _)| k.to_vec()),
+                    .filter(|e| e.value.exists() && filter(e.key(), &e.value))
+                    .map(|e| e.key().to_vec()),
             );
             drop(shard);
             index += 1;

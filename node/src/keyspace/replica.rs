@@ -29,7 +29,7 @@ use crdt::{Merge, Timestamp, Value};
 use gossip::replication::Replica;
 use storage::{Batch, Op, Store};
 
-use super::{FULL_STATE_BELOW_BYTES, Keyspace};
+use super::{Key, Keyspace};
 
 /// [`Replica`] over a shared [`Keyspace`] and its store.
 #[derive(Clone)]
@@ -109,9 +109,8 @@ impl Replica for KeyspaceReplica {
             let shard = &mut *guard;
             for key in shard.digest.take_dirty() {
                 if let Some(entry) = shard.entries.get_mut(&key) {
-                    shard
-                        .digest
-                        .refresh_entry(&key, &entry.value, &mut entry.digest, epoch);
+                    let (value, digest) = entry.value_and_digest_mut();
+                    shard.digest.refresh_entry(&key, value, digest, epoch);
                 }
             }
         }
@@ -135,8 +134,8 @@ impl Replica for KeyspaceReplica {
             shard
                 .entries
                 .iter()
-                .filter(|(_, e)| e.digest.hash() != 0)
-                .map(|(k, e)| (k.to_vec(), e.digest.hash())),
+                .filter(|e| e.digest().hash() != 0)
+                .map(|e| (e.key().to_vec(), e.digest().hash())),
         );
     }
 
@@ -153,17 +152,13 @@ impl Replica for KeyspaceReplica {
             let ks = &self.keyspace;
             let mut guard = ks.shard_of(&key).write();
             let shard = &mut *guard;
-            // Look up before inserting: the entry API would copy the key for every merge.
-            let entry = match shard.entries.get_mut(key.as_slice()) {
-                Some(e) => e,
-                None => shard.entries.entry(key.as_slice().into()).or_default(),
-            };
+            let entry = shard.entries.get_or_insert(&key);
             let existed = entry.value.exists();
             // A small value is compared with its old self and rewritten whole (the policy of
             // `Entry::persist`); a large one is assumed changed, at the cost of at most a
             // redundant record and digest refresh, and gets the received state appended. Either
             // way one copy: of the small old value, or of the received state.
-            let changed_here = if entry.stored_bytes() <= FULL_STATE_BELOW_BYTES {
+            let changed_here = if entry.is_small() {
                 let before = entry.value.clone();
                 entry.value.merge(incoming);
                 (before != entry.value).then(|| entry.persist_full(&key))
@@ -174,13 +169,13 @@ impl Replica for KeyspaceReplica {
             if let Some(op) = changed_here {
                 changed += 1;
                 batch.push(op);
-                shard.digest.mark_dirty(&key, &mut entry.digest);
+                shard.digest.mark_dirty(&key, entry.digest_mut());
             }
             let exists = entry.value.exists();
             if entry.value.parts().len() == 0
                 && let Some(gone) = shard.entries.remove(key.as_slice())
             {
-                shard.digest.remove_entry(&gone.digest);
+                shard.digest.remove_entry(&gone.digest());
             }
             drop(guard);
             ks.count_change(existed, exists);
@@ -207,11 +202,11 @@ impl Replica for KeyspaceReplica {
             }
             let mut guard = lock.write();
             let shard = &mut *guard;
-            let keys: Vec<Box<[u8]>> = shard
+            let keys: Vec<Key> = shard
                 .entries
                 .iter()
-                .filter(|(_, e)| e.digest.is_collectable(safe_epoch))
-                .map(|(k, _)| k.clone())
+                .filter(|e| e.digest().is_collectable(safe_epoch))
+                .map(|e| e.key().clone())
                 .take(limit - dropped.len())
                 .collect();
             if keys.is_empty() {
@@ -220,9 +215,9 @@ impl Replica for KeyspaceReplica {
             let mut batch = Batch::new();
             for key in keys {
                 if let Some(entry) = shard.entries.remove(&key) {
-                    shard.digest.remove_entry(&entry.digest);
+                    shard.digest.remove_entry(&entry.digest());
                     batch.push(Op::DeleteKey { key: key.to_vec() });
-                    dropped.push((key.into_vec(), entry.value));
+                    dropped.push((key.to_vec(), entry.value));
                 }
             }
             // Under the shard lock: see the module doc.
