@@ -73,6 +73,49 @@ pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
     Ok(value)
 }
 
+/// Appends the value encoded in `encoded` (by [`encode`]) to `run`, which holds one or more
+/// values encoded the same way, so that [`decode_run`] yields them all. Returns false, changing
+/// nothing, if the two were written with different format versions.
+///
+/// A run costs one record where the values would cost one each: the node stores the deltas
+/// of consecutive writes to one key as one run.
+pub fn append_to_run(run: &mut Vec<u8>, encoded: &[u8]) -> bool {
+    match (run.first(), encoded.split_first()) {
+        (Some(a), Some((b, body))) if a == b => {
+            run.extend_from_slice(body);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Decodes a run of values built by [`encode`] and [`append_to_run`] (a single encoded value
+/// is a run of one), calling `each` with every value in order; returns how many there were.
+/// Refuses unknown versions, malformed input and an empty run.
+pub fn decode_run<T: DeserializeOwned>(
+    bytes: &[u8],
+    mut each: impl FnMut(T),
+) -> Result<usize, DecodeError> {
+    let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
+    if version != FORMAT_VERSION {
+        return Err(DecodeError::UnsupportedVersion {
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if body.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    let mut de = rmp_serde::Deserializer::new(std::io::Cursor::new(body));
+    de.set_max_depth(MAX_DEPTH);
+    let mut count = 0;
+    while usize::try_from(de.position()).unwrap_or(usize::MAX) < body.len() {
+        each(T::deserialize(&mut de).map_err(|e| DecodeError::Malformed(e.to_string()))?);
+        count += 1;
+    }
+    Ok(count)
+}
+
 /// A stable 128-bit fingerprint of a state's canonical encoding (xxh3-128). Equal states have
 /// equal fingerprints on every node and every build with the same [`FORMAT_VERSION`].
 pub fn fingerprint<T: Serialize + ?Sized>(value: &T) -> u128 {
@@ -110,6 +153,38 @@ mod tests {
             decode::<VersionVector>(&bytes),
             Err(DecodeError::UnsupportedVersion { found: 9, .. })
         ));
+    }
+
+    #[test]
+    fn runs_hold_several_values_and_decode_in_order() {
+        let values: Vec<VersionVector> = (1..=3)
+            .map(|c| [(NodeId(1), c)].into_iter().collect())
+            .collect();
+        let mut run = encode(&values[0]);
+        for v in &values[1..] {
+            assert!(append_to_run(&mut run, &encode(v)));
+        }
+        let mut decoded = Vec::new();
+        assert_eq!(decode_run(&run, |v: VersionVector| decoded.push(v)), Ok(3));
+        assert_eq!(decoded, values);
+        // A plain encoding is a run of one; a foreign version is not joined.
+        assert_eq!(
+            decode_run(&encode(&values[0]), |_: VersionVector| {}),
+            Ok(1)
+        );
+        let mut other = encode(&values[0]);
+        other[0] = FORMAT_VERSION + 1;
+        assert!(!append_to_run(&mut run, &other));
+        // Truncated and empty runs are refused.
+        let cut = &run[..run.len() - 1];
+        assert!(matches!(
+            decode_run(cut, |_: VersionVector| {}),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert_eq!(
+            decode_run(&[FORMAT_VERSION], |_: VersionVector| {}),
+            Err(DecodeError::Empty)
+        );
     }
 
     #[test]

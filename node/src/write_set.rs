@@ -36,6 +36,9 @@ pub struct WriteSet {
     /// to know whether the command wrote.
     pushes: u64,
     durable_replies: Vec<Range<usize>>,
+    /// The writes keep their shard locked for the next command (a connection's batch; see
+    /// `keyspace::held`).
+    hold_locks: bool,
 }
 
 impl WriteSet {
@@ -44,9 +47,28 @@ impl WriteSet {
         Self::default()
     }
 
-    /// Adds a storage op; it is committed with the batch, before any reply is sent.
+    /// The write set of a connection: its writes keep their shard locked until the commands
+    /// of the batch are done ([`crate::keyspace::release_held`]).
+    pub fn for_connection() -> Self {
+        WriteSet {
+            hold_locks: true,
+            ..Self::default()
+        }
+    }
+
+    /// Whether writes keep their shard locked for the next command.
+    pub fn holds_locks(&self) -> bool {
+        self.hold_locks
+    }
+
+    /// Adds a storage op; it is committed with the batch, before any reply is sent. An op on
+    /// the same key as the one before it is folded into it ([`Batch::push_folding`]): the
+    /// deltas of consecutive writes to a key become one record holding a run of them
+    /// ([`crdt::encoding::append_to_run`]), so a pipeline of writes to one hot key costs
+    /// storage one record instead of one per command.
     pub fn push_op(&mut self, op: Op) {
-        self.batch.push(op);
+        self.batch
+            .push_folding(op, |run, delta| crdt::encoding::append_to_run(run, delta));
         self.pushes += 1;
     }
 

@@ -148,6 +148,41 @@ impl Batch {
         self.ops.push(op);
     }
 
+    /// Adds `op` at the end, folded into the last op when both are of the same key and the
+    /// result is the same: a base replaces the base or delta before it (it includes them, and
+    /// its deletion of older deltas would drop that delta anyway), and a delta is appended to
+    /// the delta record before it by `join`, which knows how the caller's encoding
+    /// concatenates (it returns false to keep the records apart). Consecutive writes to one
+    /// key, a pipeline of `SADD`s to one set, then cost one record.
+    pub fn push_folding(&mut self, op: Op, join: impl FnOnce(&mut Vec<u8>, &[u8]) -> bool) {
+        if let Some(last) = self.ops.last_mut() {
+            match (&mut *last, &op) {
+                (
+                    Op::PutState { key: a, .. } | Op::AppendDelta { key: a, .. },
+                    Op::PutState { key: b, .. },
+                ) if a == b => {
+                    self.bytes = self.bytes - last.bytes() + op.bytes();
+                    *last = op;
+                    return;
+                }
+                (
+                    Op::AppendDelta {
+                        key: a, delta: run, ..
+                    },
+                    Op::AppendDelta { key: b, delta, .. },
+                ) if a == b => {
+                    let before = run.len();
+                    if join(run, delta) {
+                        self.bytes += run.len() - before;
+                        return;
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.push(op);
+    }
+
     /// Moves every op of `other` to the end of this batch (no copy of keys or values).
     pub fn extend(&mut self, other: Batch) {
         self.bytes += other.bytes;
@@ -223,6 +258,44 @@ pub struct KeyRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn delta(key: &[u8], seq: u64, d: &[u8]) -> Op {
+        Op::AppendDelta {
+            key: key.to_vec(),
+            seq,
+            delta: d.to_vec(),
+        }
+    }
+
+    fn state(key: &[u8], version: u64, s: &[u8]) -> Op {
+        Op::PutState {
+            key: key.to_vec(),
+            state: s.to_vec(),
+            version,
+        }
+    }
+
+    #[test]
+    fn consecutive_records_of_one_key_fold() {
+        let join = |run: &mut Vec<u8>, d: &[u8]| {
+            run.extend_from_slice(d);
+            true
+        };
+        let mut b = Batch::new();
+        b.push_folding(delta(b"s", 1, b"ab"), join);
+        b.push_folding(delta(b"s", 2, b"cd"), join);
+        assert_eq!(b.ops(), &[delta(b"s", 1, b"abcd")]);
+        // Another key, or a refused join, starts a new record.
+        b.push_folding(delta(b"t", 3, b"x"), join);
+        b.push_folding(delta(b"t", 4, b"y"), |_, _| false);
+        assert_eq!(b.len(), 3);
+        // A base replaces the delta (or base) of its key just before it.
+        b.push_folding(state(b"t", 5, b"full"), join);
+        b.push_folding(state(b"t", 6, b"fuller"), join);
+        assert_eq!(b.ops().last(), Some(&state(b"t", 6, b"fuller")));
+        assert_eq!(b.len(), 3);
+        assert_eq!(b.bytes(), b.ops().iter().map(Op::bytes).sum::<usize>());
+    }
 
     #[test]
     fn bytes_are_tracked_through_push_and_extend() {

@@ -4,8 +4,9 @@
 //! values are simply rewritten in full on every write: one put of a few dozen bytes. A large
 //! value (a set of a million members, a long text) would cost its whole encoding on every write,
 //! so once its base is larger than [`FULL_STATE_BELOW_BYTES`] writes append deltas instead, and
-//! the base is rewritten when the deltas written since add up to its size: each byte of state is
-//! rewritten a bounded number of times, whatever the value size (amortised O(delta) per write).
+//! the base is rewritten when the deltas written since add up to [`DELTA_BYTES_PER_BASE_BYTE`]
+//! times its size: each byte of state is rewritten a bounded number of times, whatever the value
+//! size (amortised O(delta) per write), and the deltas a load merges are bounded by the base.
 //!
 //! Every record carries a per-key sequence number that only grows (it is never reset, not even
 //! by a new base), and a base records the sequence number it includes. Connections commit their
@@ -22,6 +23,13 @@ use super::Key;
 
 /// Values whose encoded base is at most this many bytes are rewritten in full on every write.
 pub const FULL_STATE_BELOW_BYTES: usize = 1024;
+
+/// How many bytes of deltas a large value's base may collect, per byte of base, before the base
+/// is rewritten. Each rewrite re-encodes the whole value (a hundred thousand members of a set
+/// take milliseconds), so the budget trades that CPU against the deltas on disk that a restart
+/// merges: with 4, rewriting costs a write about a quarter of its delta's size in re-encoded
+/// state, and a key's records stay within five times its base.
+pub const DELTA_BYTES_PER_BASE_BYTE: usize = 4;
 
 /// A key, its state and its persistence bookkeeping.
 ///
@@ -119,7 +127,8 @@ impl Entry {
             && (extra.base_bytes as usize) > FULL_STATE_BELOW_BYTES
         {
             let delta = encode(delta);
-            if (extra.delta_bytes as usize) + delta.len() <= extra.base_bytes as usize {
+            let budget = (extra.base_bytes as usize).saturating_mul(DELTA_BYTES_PER_BASE_BYTE);
+            if (extra.delta_bytes as usize) + delta.len() <= budget {
                 extra.delta_bytes = clamp_u32(extra.delta_bytes as usize + delta.len());
                 return Op::AppendDelta {
                     key: key.to_vec(),

@@ -5,7 +5,7 @@
 //! A record that does not decode stops the start with an error naming the key: serving a
 //! keyspace with silently missing keys would lose acknowledged writes.
 
-use crdt::encoding::decode;
+use crdt::encoding::{decode, decode_run};
 use crdt::{Merge, Value};
 use storage::{KeyRecord, StorageError, Store};
 use thiserror::Error;
@@ -37,7 +37,7 @@ pub struct LoadStats {
     pub keys: u64,
     /// Deleted keys kept as tombstones.
     pub tombstones: u64,
-    /// Delta records merged into their bases.
+    /// Delta records merged into their bases (a record may hold several deltas).
     pub deltas: u64,
     /// Bytes read.
     pub bytes: u64,
@@ -86,9 +86,9 @@ impl Keyspace {
         let mut delta_bytes = 0;
         let mut next_seq = state_version + 1;
         for (seq, bytes) in &deltas {
-            let delta: Value =
-                decode(bytes).map_err(|e| corrupt(format!("delta {seq}"), e.to_string()))?;
-            value.merge(delta);
+            // A record holds the deltas of one or more consecutive writes (see `WriteSet`).
+            decode_run(bytes, |delta: Value| value.merge(delta))
+                .map_err(|e| corrupt(format!("delta {seq}"), e.to_string()))?;
             delta_bytes += bytes.len();
             next_seq = next_seq.max(seq + 1);
         }
@@ -101,7 +101,7 @@ impl Keyspace {
         }
         self.count_change(false, value.exists());
         // Resume above every record of the key, so later bases and deltas outrank them.
-        let mut guard = self.shard_of(&key).write();
+        let mut guard = self.write_shard(self.shard_index(&key));
         let shard = &mut *guard;
         let mut entry = Entry::loaded(Key::from(key), value, base_bytes, delta_bytes, next_seq);
         if self.digests {

@@ -17,19 +17,23 @@
 
 mod clock;
 mod entry;
+mod held;
 mod key;
 mod load;
 mod replica;
 mod table;
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use crdt::{NodeId, Timestamp, Value};
 use gossip::digest::BucketDigest;
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use clock::{CEILING_META, NodeClock, wall_ms};
 pub use entry::{Entry, FULL_STATE_BELOW_BYTES};
+use held::Held;
+pub use held::release as release_held;
 pub use key::Key;
 pub use load::{LoadError, LoadStats};
 pub use replica::KeyspaceReplica;
@@ -47,20 +51,17 @@ pub struct Shard {
     digest: BucketDigest,
 }
 
-impl Shard {
-    /// The entries of this shard.
-    pub fn entries(&self) -> &Table {
-        &self.entries
-    }
-}
-
 /// Every key of the node.
 #[derive(Debug)]
 pub struct Keyspace {
+    /// Unique among the keyspaces of the process (see [`held`]).
+    id: u64,
     node: NodeId,
     clock: NodeClock,
     bits: u32,
-    shards: Box<[RwLock<Shard>]>,
+    /// Each shard behind an `Arc` so that a connection thread can keep its lock between
+    /// commands ([`held`]).
+    shards: Box<[Arc<RwLock<Shard>>]>,
     /// Keys that exist (tombstones excluded).
     live: AtomicI64,
     /// Whether this keyspace replicates: writes keep the bucket digests current and hand their
@@ -72,10 +73,12 @@ pub struct Keyspace {
 impl Keyspace {
     /// An empty keyspace of `1 << bits` shards.
     pub fn new(node: NodeId, clock: NodeClock, bits: u32) -> Self {
+        static IDS: AtomicU64 = AtomicU64::new(0);
         let shards = (0..1usize << bits)
-            .map(|_| RwLock::new(Shard::default()))
+            .map(|_| Arc::new(RwLock::new(Shard::default())))
             .collect();
         Keyspace {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
             node,
             clock,
             bits,
@@ -122,14 +125,22 @@ impl Keyspace {
         self.shards.len()
     }
 
-    /// The shard holding `key`: its anti-entropy bucket ([`gossip::digest::bucket_of`]).
-    fn shard_of(&self, key: &[u8]) -> &RwLock<Shard> {
-        &self.shards[gossip::digest::bucket_of(key, self.bits) as usize]
+    /// The index of the shard holding `key`: its anti-entropy bucket
+    /// ([`gossip::digest::bucket_of`]).
+    fn shard_index(&self, key: &[u8]) -> usize {
+        gossip::digest::bucket_of(key, self.bits) as usize
     }
 
-    /// The shard `index`, for anti-entropy and scans.
-    pub fn shard(&self, index: usize) -> &RwLock<Shard> {
-        &self.shards[index]
+    /// Read-locks shard `index`, after releasing any shard lock this thread holds ([`held`]).
+    fn read_shard(&self, index: usize) -> RwLockReadGuard<'_, Shard> {
+        held::release();
+        self.shards[index].read()
+    }
+
+    /// Write-locks shard `index`, after releasing any shard lock this thread holds ([`held`]).
+    fn write_shard(&self, index: usize) -> RwLockWriteGuard<'_, Shard> {
+        held::release();
+        self.shards[index].write()
     }
 
     /// Keys that exist.
@@ -140,14 +151,20 @@ impl Keyspace {
     /// Runs `f` on the value of `key` (`None` if the key was never written or was dropped;
     /// tombstones are passed so introspection can show them — use [`Value::exists`]).
     pub fn read<R>(&self, key: &[u8], f: impl FnOnce(Option<&Value>) -> R) -> R {
-        let shard = self.shard_of(key).read();
+        let index = self.shard_index(key);
+        if let Some(held) = held::take(self.id, index) {
+            let result = f(held.guard.entries.get(key).map(|e| &e.value));
+            held::keep(held);
+            return result;
+        }
+        let shard = self.shards[index].read();
         f(shard.entries.get(key).map(|e| &e.value))
     }
 
     /// Runs the mutation `f` on `key` with a fresh timestamp. When `f` returns a delta, the op
     /// that persists the change, and on a replicated keyspace the delta to ship, are pushed into
     /// `ws`. On error, `f` must have left the value unchanged (every `crdt` mutator guarantees
-    /// it).
+    /// it). A connection's write set keeps the shard locked for its next command ([`held`]).
     pub fn write<R>(
         &self,
         key: &[u8],
@@ -160,8 +177,13 @@ impl Keyspace {
             // one in memory.
             ws.push_op(op);
         }
-        let mut guard = self.shard_of(key).write();
-        let shard = &mut *guard;
+        let index = self.shard_index(key);
+        let mut held = held::take(self.id, index).unwrap_or_else(|| Held {
+            keyspace: self.id,
+            index,
+            guard: self.shards[index].write_arc(),
+        });
+        let shard = &mut *held.guard;
         let entry = shard.entries.get_or_insert(key);
         let existed = entry.value.exists();
         let outcome = f(&mut entry.value, ts);
@@ -181,6 +203,9 @@ impl Keyspace {
             }
         }
         self.count_change(existed, exists);
+        if ws.holds_locks() {
+            held::keep(held);
+        }
         outcome.map(|(r, _)| r)
     }
 
@@ -197,7 +222,7 @@ impl Keyspace {
         let mut out = Vec::new();
         let mut index = usize::try_from(cursor).unwrap_or(usize::MAX);
         while index < self.shards.len() {
-            let shard = self.shards[index].read();
+            let shard = self.read_shard(index);
             out.extend(
                 shard
                     .entries

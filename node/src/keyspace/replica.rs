@@ -101,11 +101,11 @@ impl Replica for KeyspaceReplica {
     }
 
     fn refresh(&mut self, epoch: u64) {
-        for lock in self.keyspace.shards.iter() {
-            if !lock.read().digest.has_dirty() {
+        for index in 0..self.keyspace.shards.len() {
+            if !self.keyspace.read_shard(index).digest.has_dirty() {
                 continue;
             }
-            let mut guard = lock.write();
+            let mut guard = self.keyspace.write_shard(index);
             let shard = &mut *guard;
             for key in shard.digest.take_dirty() {
                 if let Some(entry) = shard.entries.get_mut(&key) {
@@ -117,19 +117,15 @@ impl Replica for KeyspaceReplica {
     }
 
     fn leaf_digests(&mut self, out: &mut Vec<u64>) {
-        out.extend(
-            self.keyspace
-                .shards
-                .iter()
-                .map(|s| s.read().digest.digest()),
-        );
+        let ks = &self.keyspace;
+        out.extend((0..ks.shards.len()).map(|i| ks.read_shard(i).digest.digest()));
     }
 
     fn bucket_entries(&mut self, bucket: u32, out: &mut Vec<(Vec<u8>, u64)>) {
-        let Some(lock) = self.keyspace.shards.get(bucket as usize) else {
+        if bucket as usize >= self.keyspace.shards.len() {
             return;
-        };
-        let shard = lock.read();
+        }
+        let shard = self.keyspace.read_shard(bucket as usize);
         out.extend(
             shard
                 .entries
@@ -150,7 +146,7 @@ impl Replica for KeyspaceReplica {
         for (key, incoming) in entries {
             latest = latest.max(latest_timestamp(&incoming));
             let ks = &self.keyspace;
-            let mut guard = ks.shard_of(&key).write();
+            let mut guard = ks.write_shard(ks.shard_index(&key));
             let shard = &mut *guard;
             let entry = shard.entries.get_or_insert(&key);
             let existed = entry.value.exists();
@@ -193,14 +189,14 @@ impl Replica for KeyspaceReplica {
 
     fn drop_tombstones(&mut self, safe_epoch: u64, limit: usize) -> Vec<(Vec<u8>, Value)> {
         let mut dropped = Vec::new();
-        for lock in self.keyspace.shards.iter() {
+        for index in 0..self.keyspace.shards.len() {
             if dropped.len() >= limit {
                 break;
             }
-            if lock.read().digest.tombstones() == 0 {
+            if self.keyspace.read_shard(index).digest.tombstones() == 0 {
                 continue;
             }
-            let mut guard = lock.write();
+            let mut guard = self.keyspace.write_shard(index);
             let shard = &mut *guard;
             let keys: Vec<Key> = shard
                 .entries

@@ -136,3 +136,102 @@ fn reload_from_store_restores_every_type() {
     }
     assert_eq!(again.key_count(), 3);
 }
+
+/// Consecutive writes to one key in a batch cost storage one record: bases replace the base
+/// before them, deltas join into one run, and the reloaded value is the same.
+#[test]
+fn consecutive_writes_to_one_key_fold_into_one_record() {
+    let store = Arc::new(MemStore::new());
+    let ks = keyspace();
+    let mut ws = WriteSet::new();
+    for i in 0..50 {
+        incr(&ks, b"hot", i, &mut ws);
+    }
+    let states = |ws: &WriteSet| {
+        ws.ops()
+            .iter()
+            .filter(|op| matches!(op, Op::PutState { .. }))
+            .count()
+    };
+    assert_eq!(states(&ws), 1, "{:?}", ws.ops());
+    // A set large enough to be logged as deltas, then many single adds in a row.
+    let big: Vec<Vec<u8>> = (0..200).map(|i| format!("m{i:05}").into_bytes()).collect();
+    let refs: Vec<&[u8]> = big.iter().map(Vec::as_slice).collect();
+    ks.write(b"set", &mut ws, |v, ts| {
+        v.sadd(ts, &refs).map(|(d, n)| (n, Some(d)))
+    })
+    .unwrap();
+    for i in 0..100 {
+        let m = format!("x{i}");
+        ks.write(b"set", &mut ws, |v, ts| {
+            v.sadd(ts, &[m.as_bytes()]).map(|(d, n)| (n, Some(d)))
+        })
+        .unwrap();
+    }
+    let deltas = ws
+        .ops()
+        .iter()
+        .filter(|op| matches!(op, Op::AppendDelta { .. }))
+        .count();
+    assert_eq!(deltas, 1, "one run of 100 deltas");
+    store.write(&Batch::from(ws.ops().to_vec()), false).unwrap();
+    let again = keyspace();
+    let stats = again.load(store.as_ref()).unwrap();
+    assert_eq!(stats.deltas, 1);
+    for key in [&b"hot"[..], b"set"] {
+        assert_eq!(
+            ks.read(key, |v| v.cloned()),
+            again.read(key, |v| v.cloned())
+        );
+    }
+    again.read(b"set", |v| match v.unwrap().view() {
+        Some(View::Set(s)) => assert_eq!(s.len(), 300),
+        other => panic!("{other:?}"),
+    });
+}
+
+/// A connection's writes keep their shard locked for the next command on the thread: reads
+/// and writes of that shard use the lock, touching another shard releases it first, and
+/// `release_held` gives it back to other threads.
+#[test]
+fn connection_writes_hold_their_shard_until_released() {
+    let ks = Arc::new(keyspace());
+    let mut ws = WriteSet::for_connection();
+    incr(&ks, b"a", 1, &mut ws);
+    assert!(held::holding());
+    // The same key (and shard) again, read and written, from the holding thread.
+    assert_eq!(incr(&ks, b"a", 1, &mut ws), 2);
+    ks.read(b"a", |v| assert!(v.is_some()));
+    assert!(held::holding());
+    // Another thread waits for the lock until it is released.
+    let other = Arc::clone(&ks);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let mut plain = WriteSet::new();
+        let n = incr(&other, b"a", 10, &mut plain);
+        assert!(!held::holding(), "a plain write set holds nothing");
+        tx.send(n).unwrap();
+    });
+    assert!(
+        rx.recv_timeout(std::time::Duration::from_millis(100))
+            .is_err(),
+        "the shard is still held"
+    );
+    release_held();
+    assert_eq!(rx.recv().unwrap(), 12);
+    waiter.join().unwrap();
+    // A write to a key of another shard releases the first shard's lock before taking its own.
+    let far = (0..)
+        .map(|i| format!("k{i}"))
+        .find(|k| ks.shard_index(k.as_bytes()) != ks.shard_index(b"a"))
+        .unwrap();
+    incr(&ks, b"a", 1, &mut ws);
+    incr(&ks, far.as_bytes(), 1, &mut ws);
+    let probe = Arc::clone(&ks);
+    std::thread::spawn(move || probe.read(b"a", |v| assert!(v.is_some())))
+        .join()
+        .unwrap();
+    // A scan (all shards) releases too.
+    ks.scan(0, 1000, |_, _| true);
+    assert!(!held::holding());
+}

@@ -89,7 +89,7 @@ pub async fn run(
         input: InputBuffer::new(to_usize(limits.query_buffer_bytes_max)),
         parser: RequestParser::new(),
         reply: ReplyWriter::new(Protocol::Resp2),
-        writes: WriteSet::new(),
+        writes: WriteSet::for_connection(),
         pipeline_max: to_usize(limits.pipeline_commands_max),
         reply_max: to_usize(limits.reply_buffer_bytes_max),
         stream,
@@ -161,8 +161,16 @@ impl Connection {
         }
     }
 
-    /// Executes the buffered requests of one batch.
+    /// Executes the buffered requests of one batch. Any shard lock the batch's writes kept is
+    /// released on the way out, even by a panic, before the batch commits.
     fn execute_buffered(&mut self) -> Stop {
+        struct Release;
+        impl Drop for Release {
+            fn drop(&mut self) {
+                crate::keyspace::release_held();
+            }
+        }
+        let _release = Release;
         let Self {
             state,
             session,

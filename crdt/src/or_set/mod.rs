@@ -12,6 +12,8 @@
 //! a small delta merged into a set of a million members touches only the members whose dots the
 //! delta's context covers, found through an index from dot to member.
 
+mod members;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -23,6 +25,7 @@ use crate::causal::{CausalContext, Dot, fresh_floor};
 use crate::hlc::Timestamp;
 use crate::merge::Merge;
 use crate::node_id::NodeId;
+use members::Members;
 
 /// The live dots of one member: usually one, more after concurrent adds.
 type DotSet = SmallVec<[Dot; 1]>;
@@ -30,7 +33,7 @@ type DotSet = SmallVec<[Dot; 1]>;
 /// An add-wins observed-remove set of byte strings.
 #[derive(Clone, Debug, Default)]
 pub struct OrSet {
-    entries: BTreeMap<Arc<[u8]>, DotSet>,
+    entries: Members,
     /// Every live dot and its member; derived from `entries`, not encoded.
     by_dot: BTreeMap<Dot, Arc<[u8]>>,
     ctx: CausalContext,
@@ -61,7 +64,7 @@ impl OrSet {
 
     /// Whether `member` is in the set.
     pub fn contains(&self, member: &[u8]) -> bool {
-        self.entries.contains_key(member)
+        self.entries.contains(member)
     }
 
     /// Members in byte order.
@@ -132,8 +135,8 @@ impl OrSet {
                     match key {
                         Some(key) => key,
                         // Not reached: `by_dot` indexes every live dot.
-                        None => match self.entries.get_key_value(member) {
-                            Some((key, _)) => key.clone(),
+                        None => match self.entries.key_of(member) {
+                            Some(key) => key.clone(),
                             None => unreachable!("the member was just found"),
                         },
                     }
@@ -230,7 +233,7 @@ impl Merge for OrSet {
         }
         // 2. Their live dots that we have never seen are adds to keep; the ones we have seen are
         //    either already live here (same member, since a dot names one add) or were removed here.
-        for (member, dots) in other.entries {
+        for (member, dots) in other.entries.into_unordered() {
             let fresh: DotSet = dots
                 .into_iter()
                 .filter(|&d| !self.ctx.contains(d))
@@ -238,8 +241,8 @@ impl Merge for OrSet {
             if fresh.is_empty() {
                 continue;
             }
-            let key = match self.entries.get_key_value(&member) {
-                Some((k, _)) => k.clone(),
+            let key = match self.entries.key_of(&member) {
+                Some(k) => k.clone(),
                 None => {
                     self.member_bytes += member.len() as u64;
                     member
@@ -248,7 +251,7 @@ impl Merge for OrSet {
             for &d in &fresh {
                 self.by_dot.insert(d, key.clone());
             }
-            let slot = self.entries.entry(key).or_default();
+            let slot = self.entries.dots_or_insert(key);
             slot.extend(fresh);
             slot.sort_unstable();
         }
@@ -266,7 +269,7 @@ impl Eq for OrSet {}
 
 impl Serialize for OrSet {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        struct Entries<'a>(&'a BTreeMap<Arc<[u8]>, DotSet>);
+        struct Entries<'a>(&'a Members);
         impl Serialize for Entries<'_> {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 serializer.collect_seq(self.0.iter().map(|(m, d)| (serde_bytes::Bytes::new(m), d)))
