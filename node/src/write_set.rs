@@ -67,8 +67,7 @@ impl WriteSet {
     /// ([`crdt::encoding::append_to_run`]), so a pipeline of writes to one hot key costs
     /// storage one record instead of one per command.
     pub fn push_op(&mut self, op: Op) {
-        self.batch
-            .push_folding(op, |run, delta| crdt::encoding::append_to_run(run, delta));
+        self.batch.push_folding(op, crdt::encoding::append_to_run);
         self.pushes += 1;
     }
 
