@@ -48,6 +48,11 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
 /// Decodes bytes produced by [`encode`]. Refuses unknown versions, malformed input and trailing
 /// bytes.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    decode_body(versioned_body(bytes)?)
+}
+
+/// The MessagePack body behind the version marker, if the version is ours.
+fn versioned_body(bytes: &[u8]) -> Result<&[u8], DecodeError> {
     let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
     if version != FORMAT_VERSION {
         return Err(DecodeError::UnsupportedVersion {
@@ -55,16 +60,24 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
             supported: FORMAT_VERSION,
         });
     }
-    decode_body(body)
+    Ok(body)
+}
+
+/// A deserializer over `body` with the nesting limit.
+fn deserializer(
+    body: &[u8],
+) -> rmp_serde::Deserializer<rmp_serde::decode::ReadReader<std::io::Cursor<&[u8]>>> {
+    // `ReadReader` over a cursor reads a length-prefixed payload with `take(len).read_to_end`,
+    // which grows only as far as the bytes actually present.
+    let mut de = rmp_serde::Deserializer::new(std::io::Cursor::new(body));
+    de.set_max_depth(MAX_DEPTH);
+    de
 }
 
 /// Decodes a MessagePack body without version marker (for wire messages that carry the
 /// version once for many values).
 pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
-    // `ReadReader` over a cursor reads a length-prefixed payload with `take(len).read_to_end`,
-    // which grows only as far as the bytes actually present.
-    let mut de = rmp_serde::Deserializer::new(std::io::Cursor::new(body));
-    de.set_max_depth(MAX_DEPTH);
+    let mut de = deserializer(body);
     let value = T::deserialize(&mut de).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     let rest = body.len() - usize::try_from(de.position()).unwrap_or(body.len());
     if rest != 0 {
@@ -96,18 +109,11 @@ pub fn decode_run<T: DeserializeOwned>(
     bytes: &[u8],
     mut each: impl FnMut(T),
 ) -> Result<usize, DecodeError> {
-    let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
-    if version != FORMAT_VERSION {
-        return Err(DecodeError::UnsupportedVersion {
-            found: version,
-            supported: FORMAT_VERSION,
-        });
-    }
+    let body = versioned_body(bytes)?;
     if body.is_empty() {
         return Err(DecodeError::Empty);
     }
-    let mut de = rmp_serde::Deserializer::new(std::io::Cursor::new(body));
-    de.set_max_depth(MAX_DEPTH);
+    let mut de = deserializer(body);
     let mut count = 0;
     while usize::try_from(de.position()).unwrap_or(usize::MAX) < body.len() {
         each(T::deserialize(&mut de).map_err(|e| DecodeError::Malformed(e.to_string()))?);

@@ -103,24 +103,19 @@ impl Entry {
 
     /// The anti-entropy bookkeeping of this key, to change (kept from now on).
     pub fn digest_mut(&mut self) -> &mut EntryDigest {
-        &mut self.extra.get_or_insert_with(Box::default).digest
+        self.digest_parts_mut().2
     }
 
-    /// The key, and its anti-entropy bookkeeping to change (kept from now on).
-    pub fn key_and_digest_mut(&mut self) -> (&[u8], &mut EntryDigest) {
+    /// The key and the value, with the anti-entropy bookkeeping to change (kept from now on):
+    /// what a digest refresh reads and updates at once.
+    pub fn digest_parts_mut(&mut self) -> (&[u8], &Value, &mut EntryDigest) {
         let extra = self.extra.get_or_insert_with(Box::default);
-        (&self.key, &mut extra.digest)
-    }
-
-    /// The value, and its anti-entropy bookkeeping to change (kept from now on).
-    pub fn value_and_digest_mut(&mut self) -> (&Value, &mut EntryDigest) {
-        let extra = self.extra.get_or_insert_with(Box::default);
-        (&self.value, &mut extra.digest)
+        (&self.key, &self.value, &mut extra.digest)
     }
 
     /// The op that makes the current state (just changed by `delta`) durable: the delta itself
     /// or a new base, by the policy in the module doc.
-    pub fn persist(&mut self, key: &[u8], delta: &Value) -> Op {
+    pub fn persist(&mut self, delta: &Value) -> Op {
         let seq = self.next_seq;
         self.next_seq += 1;
         if let Some(extra) = self.extra.as_deref_mut()
@@ -131,13 +126,13 @@ impl Entry {
             if (extra.delta_bytes as usize) + delta.len() <= budget {
                 extra.delta_bytes = clamp_u32(extra.delta_bytes as usize + delta.len());
                 return Op::AppendDelta {
-                    key: key.to_vec(),
+                    key: self.key.to_vec(),
                     seq,
                     delta,
                 };
             }
         }
-        self.rebase(key, seq)
+        self.rebase(seq)
     }
 
     /// Whether the key's records on disk, its base and the deltas written since, are at most
@@ -150,17 +145,17 @@ impl Entry {
 
     /// The op that writes the whole current state as the new base (after a merge from a peer,
     /// which can change a lot at once).
-    pub fn persist_full(&mut self, key: &[u8]) -> Op {
+    pub fn persist_full(&mut self) -> Op {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.rebase(key, seq)
+        self.rebase(seq)
     }
 
-    fn rebase(&mut self, key: &[u8], seq: u64) -> Op {
+    fn rebase(&mut self, seq: u64) -> Op {
         let state = encode(&self.value);
         self.set_sizes(state.len(), 0);
         Op::PutState {
-            key: key.to_vec(),
+            key: self.key.to_vec(),
             state,
             version: seq,
         }
@@ -208,10 +203,7 @@ mod tests {
     fn small_values_are_rewritten_large_ones_logged_then_rebased() {
         let mut e = Entry::new(b"k".as_slice().into());
         let d = e.value.set_register(ts(1), b"small");
-        assert!(matches!(
-            e.persist(b"k", &d),
-            Op::PutState { version: 0, .. }
-        ));
+        assert!(matches!(e.persist(&d), Op::PutState { version: 0, .. }));
 
         let mut big = Entry::new(b"s".as_slice().into());
         let members: Vec<Vec<u8>> = (0..200u32)
@@ -219,7 +211,7 @@ mod tests {
             .collect();
         let refs: Vec<&[u8]> = members.iter().map(Vec::as_slice).collect();
         let (d, _) = big.value.sadd(ts(2), &refs).unwrap();
-        assert!(matches!(big.persist(b"s", &d), Op::PutState { .. }));
+        assert!(matches!(big.persist(&d), Op::PutState { .. }));
         let mut appended = 0;
         let mut rebased = 0;
         for i in 0..2000u32 {
@@ -227,7 +219,7 @@ mod tests {
                 .value
                 .sadd(ts(3 + u64::from(i)), &[format!("x{i}").as_bytes()])
                 .unwrap();
-            match big.persist(b"s", &d) {
+            match big.persist(&d) {
                 Op::AppendDelta { .. } => appended += 1,
                 Op::PutState { .. } => rebased += 1,
                 other => panic!("unexpected {other:?}"),
@@ -241,12 +233,12 @@ mod tests {
     fn a_small_value_on_a_standalone_node_takes_no_extra_allocation() {
         let mut e = Entry::new(b"k".as_slice().into());
         let d = e.value.set_register(ts(1), b"small");
-        e.persist(b"k", &d);
+        e.persist(&d);
         assert!(e.extra.is_none() && e.is_small());
         // Growing large records the sizes; a digest is kept once asked for.
         let big = vec![b'x'; 2 * FULL_STATE_BELOW_BYTES];
         let d = e.value.set_register(ts(2), &big);
-        e.persist(b"k", &d);
+        e.persist(&d);
         assert!(e.extra.is_some() && !e.is_small());
         let mut small = Entry::new(b"s".as_slice().into());
         small.digest_mut();
@@ -259,7 +251,7 @@ mod tests {
         let mut last = None;
         for i in 0..5 {
             let d = e.value.set_register(ts(i), b"v");
-            let seq = match e.persist(b"k", &d) {
+            let seq = match e.persist(&d) {
                 Op::PutState { version, .. } => version,
                 Op::AppendDelta { seq, .. } => seq,
                 other => panic!("unexpected {other:?}"),

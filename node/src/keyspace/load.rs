@@ -106,7 +106,7 @@ impl Keyspace {
         let mut entry = Entry::loaded(Key::from(key), value, base_bytes, delta_bytes, next_seq);
         if self.digests {
             // Loaded keys enter the digests at the first refresh.
-            let (key, digest) = entry.key_and_digest_mut();
+            let (key, _, digest) = entry.digest_parts_mut();
             shard.digest.mark_dirty(key, digest);
         }
         shard.entries.insert(entry);

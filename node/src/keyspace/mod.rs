@@ -188,7 +188,7 @@ impl Keyspace {
         let existed = entry.value.exists();
         let outcome = f(&mut entry.value, ts);
         if let Ok((_, Some(delta))) = &outcome {
-            let op = entry.persist(key, delta);
+            let op = entry.persist(delta);
             ws.push_op(op);
             if self.digests {
                 ws.push_delta(key.to_vec(), delta.clone(), ts);

@@ -109,7 +109,7 @@ impl Replica for KeyspaceReplica {
             let shard = &mut *guard;
             for key in shard.digest.take_dirty() {
                 if let Some(entry) = shard.entries.get_mut(&key) {
-                    let (value, digest) = entry.value_and_digest_mut();
+                    let (_, value, digest) = entry.digest_parts_mut();
                     shard.digest.refresh_entry(&key, value, digest, epoch);
                 }
             }
@@ -157,10 +157,10 @@ impl Replica for KeyspaceReplica {
             let changed_here = if entry.is_small() {
                 let before = entry.value.clone();
                 entry.value.merge(incoming);
-                (before != entry.value).then(|| entry.persist_full(&key))
+                (before != entry.value).then(|| entry.persist_full())
             } else {
                 entry.value.merge(incoming.clone());
-                Some(entry.persist(&key, &incoming))
+                Some(entry.persist(&incoming))
             };
             if let Some(op) = changed_here {
                 changed += 1;
