@@ -350,20 +350,10 @@ fn getkeys(ctx: &mut Ctx<'_>) -> CmdResult {
             "ERR Invalid number of arguments specified for command",
         ));
     }
-    let k = spec.keys;
-    if k.first <= 0 || k.step <= 0 {
+    if !spec.keys.has_keys() {
         return Err(CommandError::msg("ERR The command has no key arguments"));
     }
-    let argc = target.len() as i64;
-    let last = if k.last >= 0 {
-        i64::from(k.last)
-    } else {
-        argc + i64::from(k.last)
-    };
-    let positions: Vec<usize> = (i64::from(k.first)..=last.min(argc - 1))
-        .step_by(k.step as usize)
-        .map(|p| p as usize)
-        .collect();
+    let positions: Vec<usize> = spec.keys.positions(target.len()).collect();
     ctx.reply.array(positions.len());
     for p in positions {
         ctx.reply.bulk(target.arg(p));

@@ -86,6 +86,18 @@ pub fn execute(
     failed
 }
 
+/// The positions of the keys of the request `args` (for prefetching them, see
+/// `keyspace::prefetch`). Nothing is checked: an unknown command has none, and a wrong arity
+/// names positions that may not hold keys (the request then fails when it runs).
+pub fn key_positions(state: &NodeState, args: Args<'_>) -> impl Iterator<Item = usize> + use<> {
+    let keys = state
+        .commands
+        .lookup(args.arg(0))
+        .map(|(_, spec)| spec.keys)
+        .unwrap_or_default();
+    keys.positions(args.len())
+}
+
 /// Writes the reply of a handler's error.
 fn write_error(reply: &mut ReplyWriter, error: &CommandError, spec: &CommandSpec, args: Args<'_>) {
     match error {

@@ -93,6 +93,32 @@ pub struct KeyRange {
     pub step: i32,
 }
 
+impl KeyRange {
+    /// Whether the command takes keys at all.
+    pub fn has_keys(&self) -> bool {
+        self.first > 0 && self.step > 0
+    }
+
+    /// The positions of the keys in a call of `argc` arguments (the name included), in order;
+    /// empty for a command without keys.
+    pub fn positions(&self, argc: usize) -> impl Iterator<Item = usize> + use<> {
+        let argc = argc as i64;
+        let last = if self.last >= 0 {
+            i64::from(self.last)
+        } else {
+            argc + i64::from(self.last)
+        };
+        let (first, end) = if self.has_keys() {
+            (i64::from(self.first), last.min(argc - 1))
+        } else {
+            (1, 0)
+        };
+        (first..=end)
+            .step_by(self.step.max(1) as usize)
+            .map(|p| p as usize)
+    }
+}
+
 /// The functional group of a command (`COMMAND DOCS`, `redis-cli HELP @group`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Group {
@@ -468,6 +494,24 @@ mod tests {
 
     fn nothing(_: &mut Ctx<'_>) -> CmdResult {
         Ok(())
+    }
+
+    #[test]
+    fn key_positions_follow_first_last_step() {
+        let range = |first, last, step| KeyRange { first, last, step };
+        let positions = |k: KeyRange, argc| k.positions(argc).collect::<Vec<_>>();
+        // GET k
+        assert_eq!(positions(range(1, 1, 1), 2), [1]);
+        // MSET k v k v k v
+        assert_eq!(positions(range(1, -1, 2), 7), [1, 3, 5]);
+        // DEL k k k
+        assert_eq!(positions(range(1, -1, 1), 4), [1, 2, 3]);
+        // A call shorter than the range names only the positions it has.
+        assert_eq!(positions(range(1, 3, 1), 2), [1]);
+        // PING: no keys, whatever the call.
+        assert!(!range(0, 0, 0).has_keys());
+        assert!(positions(range(0, 0, 0), 3).is_empty());
+        assert!(positions(range(1, -1, 1), 1).is_empty());
     }
 
     #[test]

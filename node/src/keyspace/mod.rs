@@ -20,6 +20,7 @@ mod entry;
 mod held;
 mod key;
 mod load;
+mod prefetch;
 mod replica;
 mod table;
 
@@ -146,6 +147,21 @@ impl Keyspace {
     /// Keys that exist.
     pub fn key_count(&self) -> u64 {
         self.live.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    /// Starts fetching the entries of `keys` into the CPU's caches ([`prefetch`]): a hint for
+    /// commands about to run. In two passes, so that the loads of each pass overlap: first the
+    /// shards' locks and tables, then, under a read lock, the entries. Never waits: a shard
+    /// locked by another thread (or kept by this one, [`held`]) is skipped.
+    pub fn prefetch(&self, keys: &[&[u8]]) {
+        for key in keys {
+            prefetch::prefetch_lines(Arc::as_ptr(&self.shards[self.shard_index(key)]));
+        }
+        for key in keys {
+            if let Some(shard) = self.shards[self.shard_index(key)].try_read() {
+                shard.entries.prefetch(key);
+            }
+        }
     }
 
     /// Runs `f` on the value of `key` (`None` if the key was never written or was dropped;

@@ -44,6 +44,17 @@ impl Table {
             .map(|e| &mut **e)
     }
 
+    /// Starts fetching the entry of `key` into the CPU's caches, if there is one, without
+    /// waiting for it (see [`super::prefetch`]). The probe compares no key: every candidate
+    /// whose hash matches is fetched, so that nothing here waits for an entry's memory.
+    pub fn prefetch(&self, key: &[u8]) {
+        let hash = self.hash(key);
+        let _ = self.table.find(hash, |e| {
+            super::prefetch::prefetch_lines::<Entry>(&**e);
+            false
+        });
+    }
+
     /// The entry of `key`, inserted empty (a value with no part) if there is none.
     pub fn get_or_insert(&mut self, key: &[u8]) -> &mut Entry {
         let hash = self.hash(key);

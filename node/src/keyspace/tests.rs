@@ -235,3 +235,36 @@ fn connection_writes_hold_their_shard_until_released() {
     ks.scan(0, 1000, |_, _| true);
     assert!(!held::holding());
 }
+
+/// Prefetching is a hint: it changes no value, and never waits for a shard lock, neither one
+/// this thread keeps for its batch nor one another thread holds.
+#[test]
+fn prefetch_changes_nothing_and_never_waits() {
+    let ks = Arc::new(keyspace());
+    let mut ws = WriteSet::for_connection();
+    incr(&ks, b"a", 5, &mut ws);
+    // This thread keeps the shard of `a` locked for writing: a blocking read lock would
+    // deadlock here.
+    assert!(held::holding());
+    ks.prefetch(&[b"a", b"absent", b""]);
+    release_held();
+    // Another thread holds the shard's write lock (a plain write set releases after each
+    // write, so take the lock through a connection's write set on that thread).
+    let other = Arc::clone(&ks);
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let mut ws = WriteSet::for_connection();
+        incr(&other, b"a", 1, &mut ws);
+        locked_tx.send(()).unwrap();
+        done_rx.recv().unwrap();
+        release_held();
+    });
+    locked_rx.recv().unwrap();
+    ks.prefetch(&[b"a"]);
+    done_tx.send(()).unwrap();
+    holder.join().unwrap();
+    let mut plain = WriteSet::new();
+    assert_eq!(incr(&ks, b"a", 0, &mut plain), 6);
+    assert_eq!(ks.key_count(), 1);
+}

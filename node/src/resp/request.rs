@@ -130,6 +130,11 @@ impl RequestParser {
         &self.spans
     }
 
+    /// Forgets a request in progress: for a parser that only looks ahead and never resumes one.
+    pub fn reset(&mut self) {
+        self.pending = None;
+    }
+
     /// True while a multibulk request is partly parsed.
     pub fn in_progress(&self) -> bool {
         self.pending.is_some()
