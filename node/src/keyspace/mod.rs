@@ -154,12 +154,18 @@ impl Keyspace {
     /// shards' locks and tables, then, under a read lock, the entries. Never waits: a shard
     /// locked by another thread (or kept by this one, [`held`]) is skipped.
     pub fn prefetch(&self, keys: &[&[u8]]) {
-        for key in keys {
-            prefetch::prefetch_lines(Arc::as_ptr(&self.shards[self.shard_index(key)]));
-        }
-        for key in keys {
-            if let Some(shard) = self.shards[self.shard_index(key)].try_read() {
-                shard.entries.prefetch(key);
+        // Shard indices are computed once per key, for both passes, in slices of this many.
+        const SLICE: usize = 32;
+        for keys in keys.chunks(SLICE) {
+            let mut shards = [0usize; SLICE];
+            for (shard, key) in shards.iter_mut().zip(keys) {
+                *shard = self.shard_index(key);
+                prefetch::prefetch_lines(Arc::as_ptr(&self.shards[*shard]));
+            }
+            for (&shard, key) in shards.iter().zip(keys) {
+                if let Some(shard) = self.shards[shard].try_read() {
+                    shard.entries.prefetch(key);
+                }
             }
         }
     }
