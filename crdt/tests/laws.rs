@@ -40,7 +40,13 @@ enum SetOp {
     Add(Vec<u8>),
     Remove(Vec<u8>),
     Clear,
+    /// Adds enough members that merges into the set go through its dot index instead of
+    /// walking its members (more than `SCAN_MEMBERS_MAX` of `or_set::dot_index`).
+    Fill,
 }
+
+/// Members of [`SetOp::Fill`].
+const FILL: usize = 80;
 
 fn member() -> impl Strategy<Value = Vec<u8>> {
     // A small alphabet so adds and removes of the same member collide often.
@@ -56,6 +62,7 @@ impl Subject for OrSetSubject {
             4 => member().prop_map(SetOp::Add),
             3 => member().prop_map(SetOp::Remove),
             1 => Just(SetOp::Clear),
+            1 => Just(SetOp::Fill),
         ]
         .boxed()
     }
@@ -64,6 +71,12 @@ impl Subject for OrSetSubject {
             SetOp::Add(m) => state.add(ts.node, [m.as_slice()]).0,
             SetOp::Remove(m) => state.remove([m.as_slice()]).0,
             SetOp::Clear => state.clear(),
+            SetOp::Fill => {
+                let fill: Vec<Vec<u8>> = (0..FILL)
+                    .map(|i| format!("fill-{i}").into_bytes())
+                    .collect();
+                state.add(ts.node, fill.iter().map(Vec::as_slice)).0
+            }
         })
     }
 }

@@ -11,9 +11,12 @@
 //! fixed hash would let them flood one slot. Only the layout in memory depends on the key;
 //! nothing observable does, since every iteration goes through the sorted order.
 
-use std::collections::hash_map::{Entry, RandomState};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::hash::RandomState;
 use std::sync::Arc;
+
+use hashbrown::HashMap;
+use hashbrown::hash_map::Entry;
 
 use super::DotSet;
 
@@ -43,6 +46,11 @@ impl Members {
 
     pub(super) fn get_mut(&mut self, member: &[u8]) -> Option<&mut DotSet> {
         self.dots.get_mut(member)
+    }
+
+    /// The shared key of `member` and its dots, to change, if present.
+    pub(super) fn get_key_mut(&mut self, member: &[u8]) -> Option<(&Arc<[u8]>, &mut DotSet)> {
+        self.dots.get_key_value_mut(member)
     }
 
     /// The shared key of `member`, if present.
@@ -95,6 +103,11 @@ impl Members {
             let dots = self.dots.get(m).expect("every ordered member has dots");
             (m, dots)
         })
+    }
+
+    /// Members and their dots in no particular order (cheaper than [`iter`](Self::iter)).
+    pub(super) fn iter_unordered(&self) -> impl Iterator<Item = (&Arc<[u8]>, &DotSet)> + '_ {
+        self.dots.iter()
     }
 
     /// Members and their dots, consumed, in no particular order.

@@ -10,11 +10,12 @@
 //!
 //! Merging must stay proportional to what the other side can affect, not to the size of this set:
 //! a small delta merged into a set of a million members touches only the members whose dots the
-//! delta's context covers, found through an index from dot to member.
+//! delta's context covers, found through an index from dot to member ([`dot_index`], kept
+//! lazily: only merges into large sets build it).
 
+mod dot_index;
 mod members;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::ser::SerializeTuple;
@@ -25,6 +26,7 @@ use crate::causal::{CausalContext, Dot, fresh_floor};
 use crate::hlc::Timestamp;
 use crate::merge::Merge;
 use crate::node_id::NodeId;
+use dot_index::{DotIndex, SCAN_MEMBERS_MAX};
 use members::Members;
 
 /// The live dots of one member: usually one, more after concurrent adds.
@@ -34,8 +36,8 @@ type DotSet = SmallVec<[Dot; 1]>;
 #[derive(Clone, Debug, Default)]
 pub struct OrSet {
     entries: Members,
-    /// Every live dot and its member; derived from `entries`, not encoded.
-    by_dot: BTreeMap<Dot, Arc<[u8]>>,
+    /// The member of each live dot, for merges; derived from `entries`, not encoded.
+    by_dot: DotIndex,
     ctx: CausalContext,
     /// Total bytes of the members; derived from `entries`, not encoded (size limits in O(1)).
     member_bytes: u64,
@@ -121,25 +123,17 @@ impl OrSet {
                 delta.ctx.insert(dot);
             }
             // One search of `entries` per member: a present member's dots are replaced in
-            // place, and its shared key is found where its old dots are unindexed anyway.
-            let key: Arc<[u8]> = match self.entries.get_mut(member) {
-                Some(dots) => {
+            // place, and its shared key is found with them.
+            let key: Arc<[u8]> = match self.entries.get_key_mut(member) {
+                Some((key, dots)) => {
                     let old = std::mem::replace(dots, smallvec::smallvec![dot]);
-                    let mut key = None;
+                    self.by_dot.retired(old.len());
                     for d in old {
                         // The new dot replaces the observed ones: shipping them in the delta's
                         // context (but not its payload) makes every replica drop them.
                         delta.ctx.insert(d);
-                        key = self.by_dot.remove(&d).or(key);
                     }
-                    match key {
-                        Some(key) => key,
-                        // Not reached: `by_dot` indexes every live dot.
-                        None => match self.entries.key_of(member) {
-                            Some(key) => key.clone(),
-                            None => unreachable!("the member was just found"),
-                        },
-                    }
+                    key.clone()
                 }
                 None => {
                     added += 1;
@@ -149,7 +143,7 @@ impl OrSet {
                     key
                 }
             };
-            self.by_dot.insert(dot, key.clone());
+            self.by_dot.added(dot, &key);
             delta.put(key, smallvec::smallvec![dot]);
         }
         (delta, added)
@@ -163,8 +157,8 @@ impl OrSet {
             if let Some(dots) = self.entries.remove(member) {
                 removed += 1;
                 self.member_bytes -= member.len() as u64;
+                self.by_dot.retired(dots.len());
                 for d in dots {
-                    self.by_dot.remove(&d);
                     delta.ctx.insert(d);
                 }
             }
@@ -174,9 +168,15 @@ impl OrSet {
 
     /// Removes every observed member (key-level `DEL`); returns the delta.
     pub fn clear(&mut self) -> OrSet {
-        let ctx = CausalContext::from_sorted_dots(self.by_dot.keys().copied());
+        let mut dots: Vec<Dot> = self
+            .entries
+            .iter_unordered()
+            .flat_map(|(_, dots)| dots.iter().copied())
+            .collect();
+        dots.sort_unstable();
+        let ctx = CausalContext::from_sorted_dots(dots);
         self.entries.clear();
-        self.by_dot.clear();
+        self.by_dot.forget();
         self.member_bytes = 0;
         OrSet {
             ctx,
@@ -186,7 +186,7 @@ impl OrSet {
 
     fn put(&mut self, member: Arc<[u8]>, dots: DotSet) {
         for &d in &dots {
-            self.by_dot.insert(d, member.clone());
+            self.by_dot.added(d, &member);
         }
         let len = member.len() as u64;
         if self.entries.insert(member, dots).is_none() {
@@ -194,42 +194,61 @@ impl OrSet {
         }
     }
 
-    fn drop_dot(&mut self, dot: Dot) {
-        let Some(member) = self.by_dot.remove(&dot) else {
-            return;
-        };
-        if let Some(dots) = self.entries.get_mut(&member) {
+    /// Removes `dot` from `member`, and the member if it was its last dot. A dot the member
+    /// no longer holds (a stale entry of the dot index) changes nothing.
+    fn drop_dot(&mut self, member: &[u8], dot: Dot) {
+        if let Some(dots) = self.entries.get_mut(member) {
+            let before = dots.len();
             dots.retain(|d| *d != dot);
+            self.by_dot.retired(before - dots.len());
             if dots.is_empty() {
-                self.entries.remove(&member);
+                self.entries.remove(member);
                 self.member_bytes -= member.len() as u64;
             }
         }
+    }
+
+    /// Our live dots (with their members) that `other` has seen but no longer holds: removed
+    /// there. Only dots within `other`'s context can qualify, so a large set walks those ranges
+    /// of its dot index instead of every member; a small one walks its members.
+    fn removed_by(&mut self, other: &OrSet) -> Vec<(Arc<[u8]>, Dot)> {
+        let gone = |member: &[u8], dot: &Dot| !other.dots_of(member).contains(dot);
+        let mut removed = Vec::new();
+        if self.entries.len() <= SCAN_MEMBERS_MAX {
+            for (member, dots) in self.entries.iter_unordered() {
+                for dot in dots {
+                    if other.ctx.contains(*dot) && gone(member, dot) {
+                        removed.push((member.clone(), *dot));
+                    }
+                }
+            }
+            return removed;
+        }
+        // The index may hold stale dots: `drop_dot` finds them no longer held and ignores them.
+        let index = self.by_dot.get(&self.entries);
+        for (node, upto) in other.ctx.vv().iter() {
+            for (dot, member) in index.range(Dot::new(node, 1)..=Dot::new(node, upto)) {
+                if gone(member, dot) {
+                    removed.push((member.clone(), *dot));
+                }
+            }
+        }
+        for dot in other.ctx.cloud() {
+            if let Some(member) = index.get(dot)
+                && gone(member, dot)
+            {
+                removed.push((member.clone(), *dot));
+            }
+        }
+        removed
     }
 }
 
 impl Merge for OrSet {
     fn merge(&mut self, other: OrSet) {
-        // 1. Our live dots that `other` has seen but no longer holds were removed there. Only dots
-        //    within `other`'s context can qualify, so walk those ranges of our dot index instead
-        //    of every member.
-        let mut removed = Vec::new();
-        for (node, upto) in other.ctx.vv().iter() {
-            for (&dot, member) in self.by_dot.range(Dot::new(node, 1)..=Dot::new(node, upto)) {
-                if !other.dots_of(member).contains(&dot) {
-                    removed.push(dot);
-                }
-            }
-        }
-        for &dot in other.ctx.cloud() {
-            if let Some(member) = self.by_dot.get(&dot)
-                && !other.dots_of(member).contains(&dot)
-            {
-                removed.push(dot);
-            }
-        }
-        for dot in removed {
-            self.drop_dot(dot);
+        // 1. Our live dots that `other` has seen but no longer holds were removed there.
+        for (member, dot) in self.removed_by(&other) {
+            self.drop_dot(&member, dot);
         }
         // 2. Their live dots that we have never seen are adds to keep; the ones we have seen are
         //    either already live here (same member, since a dot names one add) or were removed here.
@@ -249,7 +268,7 @@ impl Merge for OrSet {
                 }
             };
             for &d in &fresh {
-                self.by_dot.insert(d, key.clone());
+                self.by_dot.added(d, &key);
             }
             let slot = self.entries.dots_or_insert(key);
             slot.extend(fresh);
@@ -293,6 +312,7 @@ impl<'de> Deserialize<'de> for OrSet {
             ctx,
             ..OrSet::default()
         };
+        let mut all_dots = Vec::new();
         let mut previous: Option<&[u8]> = None;
         for (member, _) in &raw {
             if previous.is_some_and(|p| p >= member.as_slice()) {
@@ -307,14 +327,14 @@ impl<'de> Deserialize<'de> for OrSet {
                     "set member dots must be sorted, non-empty and seen",
                 ));
             }
+            all_dots.extend_from_slice(&dots);
             let member: Arc<[u8]> = Arc::from(member.into_vec());
-            for &d in &dots {
-                if set.by_dot.insert(d, member.clone()).is_some() {
-                    return Err(D::Error::custom("one dot supports two set members"));
-                }
-            }
             set.member_bytes += member.len() as u64;
             set.entries.insert(member, dots);
+        }
+        all_dots.sort_unstable();
+        if all_dots.windows(2).any(|w| w[0] == w[1]) {
+            return Err(D::Error::custom("one dot supports two set members"));
         }
         Ok(set)
     }
@@ -430,5 +450,71 @@ mod tests {
         assert_eq!(big.len(), 1999);
         assert!(!big.contains(&names[7]));
         assert_eq!(big, replica);
+    }
+
+    /// Local writes and the deltas they make never build the dot index; a merge into a large
+    /// set builds it once, and re-adds and removes then leave stale entries that stay bounded
+    /// and are never mistaken for live dots.
+    #[test]
+    fn dot_index_is_lazy_bounded_and_checked() {
+        let names: Vec<Vec<u8>> = (0..200u32).map(|i| i.to_be_bytes().to_vec()).collect();
+        let mut a = OrSet::new();
+        let (delta, _) = a.add(A, names.iter().map(|n| n.as_slice()));
+        assert!(!a.by_dot.is_built() && !delta.by_dot.is_built());
+        let mut b = OrSet::new();
+        b.merge(delta);
+        let (d_b, _) = b.add(B, [&b"from-b"[..]]);
+        a.merge(d_b);
+        assert!(
+            a.by_dot.is_built(),
+            "a merge into a large set builds the index"
+        );
+        // Re-adding members retires their dots: the index keeps them as stale entries, up to
+        // about as many as it has live ones.
+        for round in 0..20 {
+            for n in &names {
+                let (d, added) = a.add(A, [n.as_slice()]);
+                assert_eq!(added, 0);
+                b.merge(d);
+            }
+            assert!(
+                a.by_dot.held() <= 2 * (names.len() + 1) + 1024 + 1,
+                "round {round}: {} entries for {} live dots",
+                a.by_dot.held(),
+                names.len() + 1
+            );
+        }
+        // b removes what it has seen of names[3]; stale entries of names[3]'s older dots must
+        // not make a drop anything else, and a's own newer add of names[5] survives.
+        let (d_rem, removed) = b.remove([names[3].as_slice()]);
+        assert_eq!(removed, 1);
+        let (d_readd, _) = a.add(A, [names[5].as_slice()]);
+        a.merge(d_rem.clone());
+        b.merge(d_readd);
+        assert!(!a.contains(&names[3]));
+        assert!(a.contains(&names[5]) && a.contains(b"from-b"));
+        assert_eq!(a.len(), names.len());
+        assert_eq!(a, b);
+        let decoded: OrSet =
+            crate::encoding::decode(&crate::encoding::encode(&a)).expect("round trip");
+        assert_eq!(decoded, a);
+        assert!(
+            !decoded.by_dot.is_built(),
+            "decoding does not build the index"
+        );
+    }
+
+    /// A state where one dot supports two members is refused at decoding.
+    #[test]
+    fn decoding_refuses_a_dot_shared_by_two_members() {
+        let mut a = OrSet::new();
+        a.add(A, [&b"x"[..], b"y"]);
+        let mut forged = a.clone();
+        let dot = forged.dots_of(b"x")[0];
+        if let Some(dots) = forged.entries.get_mut(b"y") {
+            *dots = smallvec::smallvec![dot];
+        }
+        let bytes = crate::encoding::encode(&forged);
+        assert!(crate::encoding::decode::<OrSet>(&bytes).is_err());
     }
 }
