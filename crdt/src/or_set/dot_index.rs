@@ -70,7 +70,7 @@ impl DotIndex {
     pub(super) fn get(&mut self, members: &Members) -> &BTreeMap<Dot, Arc<[u8]>> {
         self.map.get_or_insert_with(|| {
             let mut map = BTreeMap::new();
-            for (member, dots) in members.iter() {
+            for (member, dots) in members.iter_unordered() {
                 for &dot in dots {
                     map.insert(dot, member.clone());
                 }

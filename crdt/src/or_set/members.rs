@@ -1,17 +1,18 @@
 //! [`Members`]: the members of an [`OrSet`](super::OrSet) and the dots supporting each.
 //!
-//! Looked up by hash, iterated in byte order. `SADD` of a member already present, the most
+//! Looked up by hash, sorted only when asked. `SADD` of a member already present, the most
 //! common write to a large set, is a hash lookup whatever the set's size; a sorted map would
 //! compare the member with a key (behind a pointer) at every level of a tree, a cache miss
 //! each in a set of a hundred thousand members. The byte order that the canonical encoding
-//! and `SMEMBERS` need is kept beside, in a sorted set that only adding a new member or
-//! removing one changes.
+//! and `SMEMBERS` need is made by sorting when they run: both walk every member anyway, and
+//! a large set is encoded in full only once per many writes (see the node's `Entry`), while
+//! keeping the order beside, in a sorted set, cost each new member a tree insert of those
+//! same cache misses and about 20 more bytes.
 //!
 //! The hash map is randomly keyed (std's `RandomState`): members come from clients, and a
 //! fixed hash would let them flood one slot. Only the layout in memory depends on the key;
-//! nothing observable does, since every iteration goes through the sorted order.
+//! nothing observable does, since every ordered walk sorts.
 
-use std::collections::BTreeSet;
 use std::hash::RandomState;
 use std::sync::Arc;
 
@@ -24,7 +25,6 @@ use super::DotSet;
 #[derive(Clone, Debug, Default)]
 pub(super) struct Members {
     dots: HashMap<Arc<[u8]>, DotSet, RandomState>,
-    order: BTreeSet<Arc<[u8]>>,
 }
 
 impl Members {
@@ -63,7 +63,6 @@ impl Members {
         match self.dots.entry(member) {
             Entry::Occupied(mut slot) => Some(std::mem::replace(slot.get_mut(), dots)),
             Entry::Vacant(slot) => {
-                self.order.insert(slot.key().clone());
                 slot.insert(dots);
                 None
             }
@@ -74,38 +73,33 @@ impl Members {
     pub(super) fn dots_or_insert(&mut self, member: Arc<[u8]>) -> &mut DotSet {
         match self.dots.entry(member) {
             Entry::Occupied(slot) => slot.into_mut(),
-            Entry::Vacant(slot) => {
-                self.order.insert(slot.key().clone());
-                slot.insert(DotSet::new())
-            }
+            Entry::Vacant(slot) => slot.insert(DotSet::new()),
         }
     }
 
     pub(super) fn remove(&mut self, member: &[u8]) -> Option<DotSet> {
-        let dots = self.dots.remove(member)?;
-        self.order.remove(member);
-        Some(dots)
+        self.dots.remove(member)
     }
 
     pub(super) fn clear(&mut self) {
         self.dots.clear();
-        self.order.clear();
     }
 
-    /// Members in byte order.
-    pub(super) fn keys(&self) -> impl ExactSizeIterator<Item = &Arc<[u8]>> + '_ {
-        self.order.iter()
+    /// Members in byte order (sorted now: O(n log n)).
+    pub(super) fn keys(&self) -> std::vec::IntoIter<&Arc<[u8]>> {
+        let mut keys: Vec<&Arc<[u8]>> = self.dots.keys().collect();
+        keys.sort_unstable();
+        keys.into_iter()
     }
 
-    /// Members and their dots in byte order.
-    pub(super) fn iter(&self) -> impl Iterator<Item = (&Arc<[u8]>, &DotSet)> + '_ {
-        self.order.iter().map(|m| {
-            let dots = self.dots.get(m).expect("every ordered member has dots");
-            (m, dots)
-        })
+    /// Members and their dots in byte order (sorted now: O(n log n)).
+    pub(super) fn sorted(&self) -> Vec<(&Arc<[u8]>, &DotSet)> {
+        let mut all: Vec<(&Arc<[u8]>, &DotSet)> = self.dots.iter().collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        all
     }
 
-    /// Members and their dots in no particular order (cheaper than [`iter`](Self::iter)).
+    /// Members and their dots in no particular order (cheaper than [`sorted`](Self::sorted)).
     pub(super) fn iter_unordered(&self) -> impl Iterator<Item = (&Arc<[u8]>, &DotSet)> + '_ {
         self.dots.iter()
     }

@@ -69,7 +69,7 @@ impl OrSet {
         self.entries.contains(member)
     }
 
-    /// Members in byte order.
+    /// Members in byte order (sorted by this call: O(n log n)).
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
         self.entries.keys().map(|k| &**k)
     }
@@ -291,7 +291,17 @@ impl Serialize for OrSet {
         struct Entries<'a>(&'a Members);
         impl Serialize for Entries<'_> {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_seq(self.0.iter().map(|(m, d)| (serde_bytes::Bytes::new(m), d)))
+                fn entry<'a>(
+                    (m, d): (&'a Arc<[u8]>, &'a DotSet),
+                ) -> (&'a serde_bytes::Bytes, &'a DotSet) {
+                    (serde_bytes::Bytes::new(m), d)
+                }
+                // A delta usually holds one member: in order without sorting anything.
+                if self.0.len() <= 1 {
+                    serializer.collect_seq(self.0.iter_unordered().map(entry))
+                } else {
+                    serializer.collect_seq(self.0.sorted().into_iter().map(entry))
+                }
             }
         }
         let mut t = serializer.serialize_tuple(2)?;
