@@ -56,8 +56,7 @@ pub struct ServerSection {
     /// write their replies before the node stops anyway (storage is flushed in both cases).
     pub shutdown_timeout_ms: u64,
     /// Threads that run client connections, each an event loop of its own that a connection
-    /// stays on; 0 starts one per CPU core but one (left for storage's background work), at
-    /// least one.
+    /// stays on; 0 starts one per CPU core.
     pub connection_threads: u64,
 }
 

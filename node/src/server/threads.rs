@@ -49,29 +49,17 @@ pub struct ConnectionThreads {
     threads: Vec<Thread>,
 }
 
-/// The number of threads `configured` asks for: itself, or for 0 one per CPU core but one
-/// ([`default_count`]).
+/// The number of threads `configured` asks for: itself, or for 0 one per CPU core.
+///
+/// Why not one core fewer, left to RocksDB's flushes (Redis' advice for its I/O threads): on
+/// the 2-core test machine, with `redis-benchmark` beside the server, one thread served reads
+/// and `-P 1` faster (GET `-P 16` 1.68M against 1.04M requests/s) but pipelined writes slower
+/// (INCR `-P 16` 546k against 620k), because a lone thread also does every log write.
 pub fn thread_count(configured: u64) -> usize {
     match configured {
-        0 => default_count(
-            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
-        ),
+        0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
         n => usize::try_from(n).unwrap_or(usize::MAX),
     }
-}
-
-/// Connection threads on a machine of `cores` cores, when the configuration leaves it to us:
-/// all cores but one, and at least one.
-///
-/// Why leave a core: connection threads are not the only busy ones. The storage committer
-/// and RocksDB's flushes and compactions take about a third of the CPU of a write-heavy load,
-/// and a connection thread preempted by them stalls every client it serves, while a client
-/// served by a busy thread only waits for its turn. Redis gives the same advice for its I/O
-/// threads. On the 2-core test machine, with `redis-benchmark` beside the server, one thread
-/// served GET at 1.49M requests/s (`-P 16`) where two served 1.11M, SADD 542k against 490k,
-/// and every `-P 1` case as fast or faster; SET and INCR at `-P 16` were within 10% either way.
-pub fn default_count(cores: usize) -> usize {
-    cores.saturating_sub(1).max(1)
 }
 
 impl ConnectionThreads {
@@ -219,11 +207,6 @@ mod tests {
     #[test]
     fn zero_means_one_per_core() {
         assert!(thread_count(0) >= 1);
-        assert_eq!(
-            [1, 2, 8].map(default_count),
-            [1, 1, 7],
-            "all cores but one, at least one"
-        );
         assert_eq!(thread_count(3), 3);
     }
 }
