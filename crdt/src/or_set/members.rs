@@ -20,6 +20,7 @@ use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
 
 use super::DotSet;
+use crate::causal::Dot;
 
 /// Members and their live dots.
 #[derive(Clone, Debug, Default)]
@@ -86,10 +87,8 @@ impl Members {
     }
 
     /// Members in byte order (sorted now: O(n log n)).
-    pub(super) fn keys(&self) -> std::vec::IntoIter<&Arc<[u8]>> {
-        let mut keys: Vec<&Arc<[u8]>> = self.dots.keys().collect();
-        keys.sort_unstable();
-        keys.into_iter()
+    pub(super) fn keys(&self) -> impl ExactSizeIterator<Item = &Arc<[u8]>> + '_ {
+        self.sorted().into_iter().map(|(member, _)| member)
     }
 
     /// Members and their dots in byte order (sorted now: O(n log n)).
@@ -97,6 +96,17 @@ impl Members {
         let mut all: Vec<(&Arc<[u8]>, &DotSet)> = self.dots.iter().collect();
         all.sort_unstable_by(|a, b| a.0.cmp(b.0));
         all
+    }
+
+    /// Every live dot of every member, sorted (duplicates kept: a consistent set has none).
+    pub(super) fn dots_sorted(&self) -> Vec<Dot> {
+        let mut dots: Vec<Dot> = self
+            .dots
+            .values()
+            .flat_map(|dots| dots.iter().copied())
+            .collect();
+        dots.sort_unstable();
+        dots
     }
 
     /// Members and their dots in no particular order (cheaper than [`sorted`](Self::sorted)).

@@ -168,13 +168,7 @@ impl OrSet {
 
     /// Removes every observed member (key-level `DEL`); returns the delta.
     pub fn clear(&mut self) -> OrSet {
-        let mut dots: Vec<Dot> = self
-            .entries
-            .iter_unordered()
-            .flat_map(|(_, dots)| dots.iter().copied())
-            .collect();
-        dots.sort_unstable();
-        let ctx = CausalContext::from_sorted_dots(dots);
+        let ctx = CausalContext::from_sorted_dots(self.entries.dots_sorted());
         self.entries.clear();
         self.by_dot.forget();
         self.member_bytes = 0;
@@ -322,7 +316,6 @@ impl<'de> Deserialize<'de> for OrSet {
             ctx,
             ..OrSet::default()
         };
-        let mut all_dots = Vec::new();
         let mut previous: Option<&[u8]> = None;
         for (member, _) in &raw {
             if previous.is_some_and(|p| p >= member.as_slice()) {
@@ -337,13 +330,11 @@ impl<'de> Deserialize<'de> for OrSet {
                     "set member dots must be sorted, non-empty and seen",
                 ));
             }
-            all_dots.extend_from_slice(&dots);
             let member: Arc<[u8]> = Arc::from(member.into_vec());
             set.member_bytes += member.len() as u64;
             set.entries.insert(member, dots);
         }
-        all_dots.sort_unstable();
-        if all_dots.windows(2).any(|w| w[0] == w[1]) {
+        if set.entries.dots_sorted().windows(2).any(|w| w[0] == w[1]) {
             return Err(D::Error::custom("one dot supports two set members"));
         }
         Ok(set)
