@@ -18,8 +18,8 @@
 //!   rebuilt at the next merge that needs it. It therefore stays within about twice the live
 //!   dots, and a rebuild costs O(1) amortised per write that retired a dot.
 
+use super::member::Member;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use super::members::Members;
 use crate::causal::Dot;
@@ -35,14 +35,14 @@ const STALE_SLACK: usize = 1024;
 #[derive(Clone, Debug, Default)]
 pub(super) struct DotIndex {
     /// `None`: not built (or dropped).
-    map: Option<BTreeMap<Dot, Arc<[u8]>>>,
+    map: Option<BTreeMap<Dot, Member>>,
     /// Entries of `map` whose dot is no longer live.
     stale: usize,
 }
 
 impl DotIndex {
     /// `dot` now supports `member`.
-    pub(super) fn added(&mut self, dot: Dot, member: &Arc<[u8]>) {
+    pub(super) fn added(&mut self, dot: Dot, member: &Member) {
         if let Some(map) = &mut self.map {
             map.insert(dot, member.clone());
         }
@@ -67,7 +67,7 @@ impl DotIndex {
 
     /// The index, built from `members` if it is not. Entries may be stale: check the dot
     /// against `members` before acting on one.
-    pub(super) fn get(&mut self, members: &Members) -> &BTreeMap<Dot, Arc<[u8]>> {
+    pub(super) fn get(&mut self, members: &Members) -> &BTreeMap<Dot, Member> {
         self.map.get_or_insert_with(|| {
             let mut map = BTreeMap::new();
             for (member, dots) in members.iter_unordered() {

@@ -9,12 +9,15 @@
 //! keeping the order beside, in a sorted set, cost each new member a tree insert of those
 //! same cache misses and about 20 more bytes.
 //!
+//! Keys are [`Member`]s: a short member's bytes sit in the table's slot, so finding it costs
+//! no second cache miss.
+//!
 //! The hash map is randomly keyed (std's `RandomState`): members come from clients, and a
 //! fixed hash would let them flood one slot. Only the layout in memory depends on the key;
 //! nothing observable does, since every ordered walk sorts.
 
+use super::member::Member;
 use std::hash::RandomState;
-use std::sync::Arc;
 
 use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
@@ -25,7 +28,7 @@ use crate::causal::Dot;
 /// Members and their live dots.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Members {
-    dots: HashMap<Arc<[u8]>, DotSet, RandomState>,
+    dots: HashMap<Member, DotSet, RandomState>,
 }
 
 impl Members {
@@ -50,17 +53,17 @@ impl Members {
     }
 
     /// The shared key of `member` and its dots, to change, if present.
-    pub(super) fn get_key_mut(&mut self, member: &[u8]) -> Option<(&Arc<[u8]>, &mut DotSet)> {
+    pub(super) fn get_key_mut(&mut self, member: &[u8]) -> Option<(&Member, &mut DotSet)> {
         self.dots.get_key_value_mut(member)
     }
 
     /// The shared key of `member`, if present.
-    pub(super) fn key_of(&self, member: &[u8]) -> Option<&Arc<[u8]>> {
+    pub(super) fn key_of(&self, member: &[u8]) -> Option<&Member> {
         self.dots.get_key_value(member).map(|(k, _)| k)
     }
 
     /// Inserts `member` with `dots`, replacing its dots if present; returns the old ones.
-    pub(super) fn insert(&mut self, member: Arc<[u8]>, dots: DotSet) -> Option<DotSet> {
+    pub(super) fn insert(&mut self, member: Member, dots: DotSet) -> Option<DotSet> {
         match self.dots.entry(member) {
             Entry::Occupied(mut slot) => Some(std::mem::replace(slot.get_mut(), dots)),
             Entry::Vacant(slot) => {
@@ -71,7 +74,7 @@ impl Members {
     }
 
     /// The dots of `member`, inserted empty if absent (the caller fills them).
-    pub(super) fn dots_or_insert(&mut self, member: Arc<[u8]>) -> &mut DotSet {
+    pub(super) fn dots_or_insert(&mut self, member: Member) -> &mut DotSet {
         match self.dots.entry(member) {
             Entry::Occupied(slot) => slot.into_mut(),
             Entry::Vacant(slot) => slot.insert(DotSet::new()),
@@ -87,13 +90,13 @@ impl Members {
     }
 
     /// Members in byte order (sorted now: O(n log n)).
-    pub(super) fn keys(&self) -> impl ExactSizeIterator<Item = &Arc<[u8]>> + '_ {
+    pub(super) fn keys(&self) -> impl ExactSizeIterator<Item = &Member> + '_ {
         self.sorted().into_iter().map(|(member, _)| member)
     }
 
     /// Members and their dots in byte order (sorted now: O(n log n)).
-    pub(super) fn sorted(&self) -> Vec<(&Arc<[u8]>, &DotSet)> {
-        let mut all: Vec<(&Arc<[u8]>, &DotSet)> = self.dots.iter().collect();
+    pub(super) fn sorted(&self) -> Vec<(&Member, &DotSet)> {
+        let mut all: Vec<(&Member, &DotSet)> = self.dots.iter().collect();
         all.sort_unstable_by(|a, b| a.0.cmp(b.0));
         all
     }
@@ -110,12 +113,12 @@ impl Members {
     }
 
     /// Members and their dots in no particular order (cheaper than [`sorted`](Self::sorted)).
-    pub(super) fn iter_unordered(&self) -> impl Iterator<Item = (&Arc<[u8]>, &DotSet)> + '_ {
+    pub(super) fn iter_unordered(&self) -> impl Iterator<Item = (&Member, &DotSet)> + '_ {
         self.dots.iter()
     }
 
     /// Members and their dots, consumed, in no particular order.
-    pub(super) fn into_unordered(self) -> impl Iterator<Item = (Arc<[u8]>, DotSet)> {
+    pub(super) fn into_unordered(self) -> impl Iterator<Item = (Member, DotSet)> {
         self.dots.into_iter()
     }
 }

@@ -14,9 +14,8 @@
 //! lazily: only merges into large sets build it).
 
 mod dot_index;
+mod member;
 mod members;
-
-use std::sync::Arc;
 
 use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -27,6 +26,7 @@ use crate::hlc::Timestamp;
 use crate::merge::Merge;
 use crate::node_id::NodeId;
 use dot_index::{DotIndex, SCAN_MEMBERS_MAX};
+use member::Member;
 use members::Members;
 
 /// The live dots of one member: usually one, more after concurrent adds.
@@ -124,7 +124,7 @@ impl OrSet {
             }
             // One search of `entries` per member: a present member's dots are replaced in
             // place, and its shared key is found with them.
-            let key: Arc<[u8]> = match self.entries.get_key_mut(member) {
+            let key: Member = match self.entries.get_key_mut(member) {
                 Some((key, dots)) => {
                     let old = std::mem::replace(dots, smallvec::smallvec![dot]);
                     self.by_dot.retired(old.len());
@@ -138,7 +138,7 @@ impl OrSet {
                 None => {
                     added += 1;
                     self.member_bytes += member.len() as u64;
-                    let key: Arc<[u8]> = Arc::from(member);
+                    let key = Member::from(member);
                     self.entries.insert(key.clone(), smallvec::smallvec![dot]);
                     key
                 }
@@ -178,7 +178,7 @@ impl OrSet {
         }
     }
 
-    fn put(&mut self, member: Arc<[u8]>, dots: DotSet) {
+    fn put(&mut self, member: Member, dots: DotSet) {
         for &d in &dots {
             self.by_dot.added(d, &member);
         }
@@ -205,7 +205,7 @@ impl OrSet {
     /// Our live dots (with their members) that `other` has seen but no longer holds: removed
     /// there. Only dots within `other`'s context can qualify, so a large set walks those ranges
     /// of its dot index instead of every member; a small one walks its members.
-    fn removed_by(&mut self, other: &OrSet) -> Vec<(Arc<[u8]>, Dot)> {
+    fn removed_by(&mut self, other: &OrSet) -> Vec<(Member, Dot)> {
         let gone = |member: &[u8], dot: &Dot| !other.dots_of(member).contains(dot);
         let mut removed = Vec::new();
         if self.entries.len() <= SCAN_MEMBERS_MAX {
@@ -286,7 +286,7 @@ impl Serialize for OrSet {
         impl Serialize for Entries<'_> {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 fn entry<'a>(
-                    (m, d): (&'a Arc<[u8]>, &'a DotSet),
+                    (m, d): (&'a Member, &'a DotSet),
                 ) -> (&'a serde_bytes::Bytes, &'a DotSet) {
                     (serde_bytes::Bytes::new(m), d)
                 }
@@ -330,7 +330,7 @@ impl<'de> Deserialize<'de> for OrSet {
                     "set member dots must be sorted, non-empty and seen",
                 ));
             }
-            let member: Arc<[u8]> = Arc::from(member.into_vec());
+            let member = Member::from(member.into_vec());
             set.member_bytes += member.len() as u64;
             set.entries.insert(member, dots);
         }
