@@ -206,6 +206,16 @@ fn prefix_context(dot: Dot) -> CausalContext {
 }
 
 impl LwwRegister {
+    /// The bytes of the only entry, when the register is a single write (nearly always): the
+    /// heap memory a read of the value touches. `None` for any other state, whose entries sit
+    /// behind a second pointer.
+    pub(crate) fn heap_hint(&self) -> Option<*const u8> {
+        match &self.repr {
+            Repr::Single(entry) if !entry.value.is_empty() => Some(entry.value.as_ptr()),
+            _ => None,
+        }
+    }
+
     /// An empty register (no value).
     pub fn new() -> Self {
         LwwRegister::default()

@@ -81,6 +81,11 @@ pub struct Counter {
 }
 
 impl Counter {
+    /// The tallies' memory, if any (see [`Value::heap_hint`](super::Value::heap_hint)).
+    pub(crate) fn heap_hint(&self) -> Option<*const u8> {
+        (!self.tallies.is_empty()).then(|| self.tallies.as_ptr().cast())
+    }
+
     /// The live value.
     pub fn value(&self) -> i128 {
         self.tallies.iter().map(|(_, t)| t.value()).sum()

@@ -101,6 +101,13 @@ impl Value {
         self.visible().map(Part::kind)
     }
 
+    /// The address of the heap memory that reading or changing this value touches first, if
+    /// its first part keeps any there: for a caller that wants to prefetch it. An address only,
+    /// never read through here; `None` when the data is inline or behind a second pointer.
+    pub fn heap_hint(&self) -> Option<*const u8> {
+        self.slice().first().and_then(|p| p.data.heap_hint())
+    }
+
     /// Whether the key exists (some part is non-empty).
     pub fn exists(&self) -> bool {
         self.slice().iter().any(|p| !p.data.is_empty())

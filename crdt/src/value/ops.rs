@@ -330,6 +330,29 @@ mod tests {
         }
     }
 
+    /// The heap hint names the memory a read of the value goes to: a single register's bytes,
+    /// a counter's tallies; nothing for an empty value or a register of concurrent writes.
+    #[test]
+    fn heap_hint_points_at_the_data_a_read_touches() {
+        assert_eq!(Value::new().heap_hint(), None);
+        let mut reg = Value::new();
+        reg.set_register(ts(5, 1), b"abc");
+        let Some(View::Register(bytes)) = reg.view() else {
+            panic!("a register")
+        };
+        assert_eq!(reg.heap_hint(), Some(bytes.as_ptr()));
+        let mut concurrent = reg.clone();
+        let mut other = Value::new();
+        concurrent.merge(other.set_register(ts(5, 2), b"xyz"));
+        assert_eq!(concurrent.heap_hint(), None);
+        let mut counter = Value::new();
+        counter.incr_by(ts(5, 1), 3).unwrap();
+        let Data::PnCounter(c) = &counter.slice()[0].data else {
+            panic!("a counter")
+        };
+        assert_eq!(counter.heap_hint(), Some(c.tallies().as_ptr().cast()));
+    }
+
     /// The shortcut for a key holding only a register gives the state and delta of the general
     /// rule (clear every part, then write).
     #[test]

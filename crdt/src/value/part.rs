@@ -31,6 +31,16 @@ pub enum Data {
 }
 
 impl Data {
+    /// See [`Value::heap_hint`](super::Value::heap_hint).
+    pub(crate) fn heap_hint(&self) -> Option<*const u8> {
+        match self {
+            Data::Register(r) => r.heap_hint(),
+            Data::PnCounter(c) | Data::GCounter(c) => c.heap_hint(),
+            Data::Set(s) => Some(std::ptr::from_ref::<OrSet>(s).cast()),
+            Data::Text(t) => Some(std::ptr::from_ref::<Rga>(t).cast()),
+        }
+    }
+
     /// The empty state of `kind`.
     pub fn empty(kind: Kind) -> Data {
         match kind {

@@ -150,21 +150,32 @@ impl Keyspace {
     }
 
     /// Starts fetching the entries of `keys` into the CPU's caches ([`prefetch`]): a hint for
-    /// commands about to run. In two passes, so that the loads of each pass overlap: first the
-    /// shards' locks and tables, then, under a read lock, the entries. Never waits: a shard
-    /// locked by another thread (or kept by this one, [`held`]) is skipped.
+    /// commands about to run. In three passes, so that the loads of each pass overlap: first the
+    /// shards' locks and tables, then, under a read lock, the entries, then the heap data of
+    /// their values (a counter's tallies, a register's bytes), which only the entry locates.
+    /// Never waits for a lock: a shard locked by another thread (or kept by this one, [`held`])
+    /// is skipped.
     pub fn prefetch(&self, keys: &[&[u8]]) {
-        // Shard indices are computed once per key, for both passes, in slices of this many.
+        // Shard indices and hashes are computed once per key, for every pass, in slices of this
+        // many.
         const SLICE: usize = 32;
         for keys in keys.chunks(SLICE) {
             let mut shards = [0usize; SLICE];
+            let mut hashes = [None; SLICE];
             for (shard, key) in shards.iter_mut().zip(keys) {
                 *shard = self.shard_index(key);
                 prefetch::prefetch_lines(Arc::as_ptr(&self.shards[*shard]));
             }
-            for (&shard, key) in shards.iter().zip(keys) {
+            for ((&shard, hash), key) in shards.iter().zip(&mut hashes).zip(keys) {
                 if let Some(shard) = self.shards[shard].try_read() {
-                    shard.entries.prefetch(key);
+                    *hash = Some(shard.entries.prefetch(key));
+                }
+            }
+            for ((&shard, hash), key) in shards.iter().zip(hashes).zip(keys) {
+                if let Some(hash) = hash
+                    && let Some(shard) = self.shards[shard].try_read()
+                {
+                    shard.entries.prefetch_data(hash, key);
                 }
             }
         }

