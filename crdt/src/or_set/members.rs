@@ -16,13 +16,13 @@
 //! fixed hash would let them flood one slot. Only the layout in memory depends on the key;
 //! nothing observable does, since every ordered walk sorts.
 
-use super::member::Member;
 use std::hash::RandomState;
 
 use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
 
 use super::DotSet;
+use super::member::Member;
 use crate::causal::Dot;
 
 /// Members and their live dots.
