@@ -18,9 +18,9 @@
 //!   rebuilt at the next merge that needs it. It therefore stays within about twice the live
 //!   dots, and a rebuild costs O(1) amortised per write that retired a dot.
 
-use super::member::Member;
 use std::collections::BTreeMap;
 
+use super::member::Member;
 use super::members::Members;
 use crate::causal::Dot;
 
