@@ -151,4 +151,16 @@ fn unauthenticated_clients_get_tight_limits() {
     let big = vec![b'z'; 100_000];
     c.send_cmd(&[b"ECHO", &big]);
     assert_eq!(c.read(), Reply::Bulk(big));
+    // And the other way: after a RESET in a pipeline, the requests behind it are held to the
+    // tight limits again, although they arrived (and were read) while the client was
+    // authenticated.
+    let mut wire = common::resp::encode(&[b"RESET"]);
+    wire.extend_from_slice(&common::resp::encode(&many));
+    c.send(&wire).unwrap();
+    assert_eq!(c.read(), Reply::Simple("RESET".into()));
+    assert_eq!(
+        c.read(),
+        err("ERR Protocol error: unauthenticated multibulk length")
+    );
+    assert!(c.is_closed());
 }

@@ -3,8 +3,15 @@
 //! Built once at start from [`super::FAMILIES`]. Each command and subcommand gets a dense
 //! [`CommandId`], which is what a client's "last command" (CLIENT LIST `cmd=`) records without
 //! a lock or a pointer.
+//!
+//! Every request looks its name up (twice when pipelined: once to prefetch its keys, once to
+//! run it), so the lookup hashes with unkeyed xxh3 rather than std's SipHash, which cost
+//! several times more on names of a few bytes. A fixed hash is safe here, unlike in the
+//! keyspace: the table is built from our own names and never grows, so a client can only
+//! look names up, not flood a chain.
 
-use std::collections::HashMap;
+use hashbrown::HashTable;
+use xxhash_rust::xxh3::xxh3_64;
 
 use super::spec::CommandSpec;
 
@@ -21,7 +28,8 @@ pub struct CommandId(pub u32);
 pub struct CommandTable {
     specs: Vec<&'static CommandSpec>,
     top_level: Vec<CommandId>,
-    by_name: HashMap<&'static str, CommandId>,
+    /// Ids by the hash of their (lowercase) name.
+    by_name: HashTable<CommandId>,
 }
 
 /// Lowercases `parts` (joined by `|`) into `buf`; `None` if too long or not UTF-8.
@@ -51,7 +59,7 @@ impl CommandTable {
         let mut table = Self {
             specs: Vec::new(),
             top_level: Vec::new(),
-            by_name: HashMap::new(),
+            by_name: HashTable::new(),
         };
         for spec in families.iter().flat_map(|f| f.iter()) {
             let id = table.add(spec);
@@ -77,17 +85,32 @@ impl CommandTable {
             spec.name
         );
         let id = CommandId(u32::try_from(self.specs.len()).expect("fewer than 2^32 commands"));
-        let previous = self.by_name.insert(spec.name, id);
-        assert!(previous.is_none(), "command {} is defined twice", spec.name);
+        assert!(
+            self.find(spec.name).is_none(),
+            "command {} is defined twice",
+            spec.name
+        );
         self.specs.push(spec);
+        let specs = &self.specs;
+        self.by_name
+            .insert_unique(xxh3_64(spec.name.as_bytes()), id, |id| {
+                xxh3_64(specs[id.0 as usize].name.as_bytes())
+            });
         id
+    }
+
+    /// The command or subcommand of exactly this (lowercase) name.
+    fn find(&self, name: &str) -> Option<(CommandId, &'static CommandSpec)> {
+        let id = *self.by_name.find(xxh3_64(name.as_bytes()), |id| {
+            self.specs[id.0 as usize].name == name
+        })?;
+        Some((id, self.specs[id.0 as usize]))
     }
 
     /// The command named `name` (any case).
     pub fn lookup(&self, name: &[u8]) -> Option<(CommandId, &'static CommandSpec)> {
         let mut buf = [0u8; NAME_BYTES_MAX];
-        let id = *self.by_name.get(lowercase_name(&mut buf, &[name])?)?;
-        Some((id, self.specs[id.0 as usize]))
+        self.find(lowercase_name(&mut buf, &[name])?)
     }
 
     /// The subcommand `sub` (any case) of `container`.
@@ -97,9 +120,7 @@ impl CommandTable {
         sub: &[u8],
     ) -> Option<(CommandId, &'static CommandSpec)> {
         let mut buf = [0u8; NAME_BYTES_MAX];
-        let name = lowercase_name(&mut buf, &[container.name.as_bytes(), sub])?;
-        let id = *self.by_name.get(name)?;
-        Some((id, self.specs[id.0 as usize]))
+        self.find(lowercase_name(&mut buf, &[container.name.as_bytes(), sub])?)
     }
 
     /// The command or subcommand `id`.

@@ -22,10 +22,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::ahead::Ahead;
 use super::input::{Full, InputBuffer};
 use crate::clients::BufferSizes;
 use crate::commands;
-use crate::resp::{Args, ParseLimits, Parsed, Protocol, ProtocolError, ReplyWriter, RequestParser};
+use crate::resp::{Args, Parsed, Protocol, ProtocolError, ReplyWriter, RequestParser};
 use crate::session::Session;
 use crate::state::NodeState;
 use crate::write_set::{WriteSet, commit_batch};
@@ -53,8 +54,8 @@ struct Connection {
     session: Session,
     input: InputBuffer,
     parser: RequestParser,
-    /// Parses the requests after the next one, to prefetch their keys ([`look_ahead`]).
-    lookahead: RequestParser,
+    /// The requests at the front of `input`, parsed ahead ([`Ahead`]).
+    ahead: Ahead,
     reply: ReplyWriter,
     writes: WriteSet,
     pipeline_max: usize,
@@ -90,7 +91,7 @@ pub async fn run(
         session: Session::new(Arc::clone(&registration.info), state.password_required()),
         input: InputBuffer::new(to_usize(limits.query_buffer_bytes_max)),
         parser: RequestParser::new(),
-        lookahead: RequestParser::new(),
+        ahead: Ahead::new(),
         reply: ReplyWriter::new(Protocol::Resp2),
         writes: WriteSet::for_connection(),
         pipeline_max: to_usize(limits.pipeline_commands_max),
@@ -179,7 +180,7 @@ impl Connection {
             session,
             input,
             parser,
-            lookahead,
+            ahead,
             reply,
             writes,
             pipeline_max,
@@ -187,47 +188,56 @@ impl Connection {
             ..
         } = self;
         let (mut executed, mut errors) = (0u64, 0u64);
-        // Requests ahead whose keys are being fetched already.
-        let mut prefetched = 0usize;
         let stop = loop {
             if input.pending_len() == 0 {
                 break Stop::NeedInput;
             }
-            if prefetched == 0 && !parser.in_progress() {
-                prefetched = look_ahead(
+            if ahead.is_exhausted() && !parser.in_progress() {
+                ahead.look(
                     state,
-                    lookahead,
                     input.pending_mut(),
                     &state.parse_limits,
                     session.authenticated,
                 );
             }
-            prefetched = prefetched.saturating_sub(1);
-            match parser.parse(
-                input.pending_mut(),
-                &state.parse_limits,
-                session.authenticated,
-            ) {
-                Ok(Parsed::Command { consumed }) => {
-                    let args = Args::new(input.pending(consumed), parser.spans());
-                    let failed = commands::execute(state, session, args, reply, writes);
-                    input.consume(consumed);
-                    executed += 1;
-                    errors += u64::from(failed);
-                    if session.close_after_reply {
+            let authenticated = session.authenticated;
+            let consumed = if let Some((consumed, args)) = ahead.next(input.pending_mut()) {
+                errors += u64::from(commands::execute(state, session, args, reply, writes));
+                consumed
+            } else {
+                match parser.parse(
+                    input.pending_mut(),
+                    &state.parse_limits,
+                    session.authenticated,
+                ) {
+                    Ok(Parsed::Command { consumed }) => {
+                        let args = Args::new(input.pending(consumed), parser.spans());
+                        errors += u64::from(commands::execute(state, session, args, reply, writes));
+                        consumed
+                    }
+                    Ok(Parsed::Nothing { consumed }) => {
+                        input.consume(consumed);
+                        continue;
+                    }
+                    Ok(Parsed::Incomplete) => break Stop::NeedInput,
+                    Err(error) => {
+                        protocol_error(state, session, reply, error);
+                        errors += 1;
                         break Stop::Close;
                     }
-                    if executed as usize >= *pipeline_max || reply.len() >= *reply_max {
-                        break Stop::Limit;
-                    }
                 }
-                Ok(Parsed::Nothing { consumed }) => input.consume(consumed),
-                Ok(Parsed::Incomplete) => break Stop::NeedInput,
-                Err(error) => {
-                    protocol_error(state, session, reply, error);
-                    errors += 1;
-                    break Stop::Close;
-                }
+            };
+            input.consume(consumed);
+            executed += 1;
+            if session.authenticated != authenticated {
+                // The requests parsed ahead were checked against the other limits.
+                ahead.clear();
+            }
+            if session.close_after_reply {
+                break Stop::Close;
+            }
+            if executed as usize >= *pipeline_max || reply.len() >= *reply_max {
+                break Stop::Limit;
             }
         };
         if executed > 0 {
@@ -267,69 +277,15 @@ impl Connection {
             }
         }
         self.parser.shrink(SPANS_KEEP);
+        self.ahead.shrink(SPANS_KEEP);
         self.session.client.set_buffer_sizes(BufferSizes {
             query: self.input.pending_len(),
             read: self.input.capacity(),
             output: self.reply.capacity(),
-            parser: self.parser.memory_bytes(),
+            parser: self.parser.memory_bytes() + self.ahead.memory_bytes(),
         });
         Ok(())
     }
-}
-
-/// Requests a look-ahead parses at most, and keys it prefetches at most: about what one read
-/// of a deeply pipelined client holds, and few enough that the first entries fetched are still
-/// cached when their commands run.
-const LOOK_AHEAD_REQUESTS_MAX: usize = 16;
-const LOOK_AHEAD_KEYS_MAX: usize = 32;
-
-/// Parses the complete requests at the start of `pending` (up to [`LOOK_AHEAD_REQUESTS_MAX`]),
-/// without consuming them, and starts fetching the entries of their keys into the CPU's caches
-/// (`keyspace::prefetch`): the loads then overlap instead of stalling one command after the
-/// other. Returns how many requests it covered. Only multibulk requests are looked at: inline
-/// ones are decoded in place by the parser, and are typed by hand, one at a time, anyway. An
-/// incomplete or bad request ends the look-ahead; the real parse reports it.
-fn look_ahead(
-    state: &NodeState,
-    lookahead: &mut RequestParser,
-    pending: &mut [u8],
-    limits: &ParseLimits,
-    authenticated: bool,
-) -> usize {
-    // Where the keys are in `pending`.
-    let mut keys = [(0, 0); LOOK_AHEAD_KEYS_MAX];
-    let (mut offset, mut requests, mut found) = (0, 0, 0);
-    while requests < LOOK_AHEAD_REQUESTS_MAX && found < LOOK_AHEAD_KEYS_MAX {
-        let rest = &mut pending[offset..];
-        if rest.first() != Some(&b'*') {
-            break;
-        }
-        lookahead.reset();
-        match lookahead.parse(rest, limits, authenticated) {
-            Ok(Parsed::Command { consumed }) => {
-                let args = Args::new(&rest[..consumed], lookahead.spans());
-                for position in commands::key_positions(state, args) {
-                    let Some(slot) = keys.get_mut(found) else {
-                        break;
-                    };
-                    let span = lookahead.spans()[position].range();
-                    *slot = (offset + span.start, offset + span.end);
-                    found += 1;
-                }
-                offset += consumed;
-                requests += 1;
-            }
-            _ => break,
-        }
-    }
-    lookahead.reset();
-    let pending = &*pending;
-    let mut slices: [&[u8]; LOOK_AHEAD_KEYS_MAX] = [&[]; LOOK_AHEAD_KEYS_MAX];
-    for (slice, &(start, end)) in slices.iter_mut().zip(&keys[..found]) {
-        *slice = &pending[start..end];
-    }
-    state.keyspace.prefetch(&slices[..found]);
-    requests
 }
 
 /// Answers a protocol error and marks the connection for closing.

@@ -4,12 +4,14 @@
 //!   every connection to finish, and waits (at most `server.shutdown_timeout_ms`) for them to
 //!   write the replies of the batch they are executing.
 //! * [`connection`] is the per-connection loop: read, parse every complete request, execute
-//!   in order, commit the batch's writes once, write all replies in one write.
+//!   in order, commit the batch's writes once, write all replies in one write; [`ahead`]
+//!   parses the requests of a batch ahead, to prefetch their keys and run them from there.
 //! * [`threads`] runs the connections: a fixed set of threads, each with its own event loop,
 //!   a connection staying on the thread it was given.
 //! * [`input`] is the connection's read buffer; [`signals`] turns SIGINT/SIGTERM into the
 //!   shutdown request.
 
+pub mod ahead;
 pub mod connection;
 pub mod input;
 pub mod signals;
