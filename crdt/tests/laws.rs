@@ -183,6 +183,20 @@ proptest! {
         check_all::<ValueSubject>(replicas, &clamp(steps, replicas), seed)?;
     }
 
+    /// The hand-written encoding of a `Value` is byte for byte the serde one, for every state
+    /// and every delta a replicated history produces (several nodes, every type, removals).
+    #[test]
+    fn hand_written_value_encoding_is_the_serde_encoding(
+        replicas in 3usize..6,
+        steps in steps::<ValueSubject>(5, 60),
+    ) {
+        let mut run = support::Run::<ValueSubject>::new(replicas);
+        run.play(&clamp(steps, replicas))?;
+        for v in run.replicas.iter().chain(&run.all_deltas) {
+            prop_assert_eq!(crdt::value::encode_value(v), crdt::encoding::encode(v), "{:?}", v);
+        }
+    }
+
     /// On one replica a `Value` behaves like the Redis data type its commands name.
     #[test]
     fn value_on_one_node_behaves_like_redis(ops in proptest::collection::vec(value_op(), 0..60)) {

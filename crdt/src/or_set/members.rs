@@ -27,12 +27,12 @@ use crate::causal::Dot;
 
 /// Members and their live dots.
 #[derive(Clone, Debug, Default)]
-pub(super) struct Members {
+pub(crate) struct Members {
     dots: HashMap<Member, DotSet, RandomState>,
 }
 
 impl Members {
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.dots.len()
     }
 
@@ -95,7 +95,7 @@ impl Members {
     }
 
     /// Members and their dots in byte order (sorted now: O(n log n)).
-    pub(super) fn sorted(&self) -> Vec<(&Member, &DotSet)> {
+    pub(crate) fn sorted(&self) -> Vec<(&Member, &DotSet)> {
         let mut all: Vec<(&Member, &DotSet)> = self.dots.iter().collect();
         all.sort_unstable_by(|a, b| a.0.cmp(b.0));
         all
@@ -113,7 +113,7 @@ impl Members {
     }
 
     /// Members and their dots in no particular order (cheaper than [`sorted`](Self::sorted)).
-    pub(super) fn iter_unordered(&self) -> impl Iterator<Item = (&Member, &DotSet)> + '_ {
+    pub(crate) fn iter_unordered(&self) -> impl Iterator<Item = (&Member, &DotSet)> + '_ {
         self.dots.iter()
     }
 

@@ -84,6 +84,11 @@ impl OrSet {
         &self.ctx
     }
 
+    /// The members and their dots (for [`crate::value::encode_value`]).
+    pub(crate) fn members(&self) -> &Members {
+        &self.entries
+    }
+
     /// Adds `members` as `node`; returns the delta and how many were not members before
     /// (duplicates among `members` count once, as in Redis `SADD`).
     ///

@@ -28,6 +28,8 @@ mod ops;
 pub use ops::parse_integer;
 mod counter;
 mod part;
+mod wire;
+pub use wire::encode_value;
 
 use serde::{Deserialize, Deserializer, Serialize};
 

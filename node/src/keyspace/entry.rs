@@ -15,7 +15,7 @@
 //! a delta arriving after a newer base is merely redundant, because merge is idempotent.
 
 use crdt::Value;
-use crdt::encoding::encode;
+use crdt::value::encode_value;
 use gossip::digest::EntryDigest;
 use storage::Op;
 
@@ -121,7 +121,7 @@ impl Entry {
         if let Some(extra) = self.extra.as_deref_mut()
             && (extra.base_bytes as usize) > FULL_STATE_BELOW_BYTES
         {
-            let delta = encode(delta);
+            let delta = encode_value(delta);
             let budget = (extra.base_bytes as usize).saturating_mul(DELTA_BYTES_PER_BASE_BYTE);
             if (extra.delta_bytes as usize) + delta.len() <= budget {
                 extra.delta_bytes = clamp_u32(extra.delta_bytes as usize + delta.len());
@@ -152,7 +152,7 @@ impl Entry {
     }
 
     fn rebase(&mut self, seq: u64) -> Op {
-        let state = encode(&self.value);
+        let state = encode_value(&self.value);
         self.set_sizes(state.len(), 0);
         Op::PutState {
             key: self.key.to_vec(),
