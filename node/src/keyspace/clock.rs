@@ -84,26 +84,10 @@ impl NodeClock {
 }
 
 /// Milliseconds since the Unix epoch by the wall clock (0 if the clock is before 1970).
-///
-/// Read from `CLOCK_REALTIME_COARSE`: every write takes a timestamp, and the precise clock
-/// (what `SystemTime::now` reads) costs a few times more, about 1% of a pipelined write. The
-/// coarse clock is the same clock as of the last timer tick (at most a few milliseconds old),
-/// and the HLC already orders the writes within one millisecond by its logical counter.
 pub fn wall_ms() -> u64 {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `now` is a valid, writable timespec; clock_gettime writes only into it.
-    #[allow(unsafe_code)]
-    let failed = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) } != 0;
-    if failed || now.tv_sec < 0 {
-        // Only a kernel without the coarse clock fails here: use the precise one.
-        return SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-    }
-    now.tv_sec as u64 * 1000 + now.tv_nsec as u64 / 1_000_000
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]
