@@ -169,28 +169,33 @@ fn uint(out: &mut Vec<u8>, n: u64) {
 fn array(out: &mut Vec<u8>, len: usize) {
     if len < 16 {
         out.push(0x90 | len as u8);
-    } else if let Ok(len) = u16::try_from(len) {
-        out.push(0xdc);
-        out.extend_from_slice(&len.to_be_bytes());
     } else {
-        out.push(0xdd);
-        out.extend_from_slice(&len_u32(len).to_be_bytes());
+        wide_len(out, len, 0xdc, 0xdd);
     }
 }
 
 /// A byte string (rmp's `write_bin`).
 fn bin(out: &mut Vec<u8>, bytes: &[u8]) {
-    let len = bytes.len();
-    if let Ok(len) = u8::try_from(len) {
-        out.extend_from_slice(&[0xc4, len]);
-    } else if let Ok(len) = u16::try_from(len) {
-        out.push(0xc5);
-        out.extend_from_slice(&len.to_be_bytes());
-    } else {
-        out.push(0xc6);
-        out.extend_from_slice(&len_u32(len).to_be_bytes());
+    match u8::try_from(bytes.len()) {
+        Ok(len) => out.extend_from_slice(&[0xc4, len]),
+        Err(_) => wide_len(out, bytes.len(), 0xc5, 0xc6),
     }
     out.extend_from_slice(bytes);
+}
+
+/// A header of type `tag16` with a 16-bit length, or `tag32` with a 32-bit one, whichever
+/// holds `len`: the larger forms of MessagePack's array and bin headers.
+fn wide_len(out: &mut Vec<u8>, len: usize, tag16: u8, tag32: u8) {
+    match u16::try_from(len) {
+        Ok(len) => {
+            out.push(tag16);
+            out.extend_from_slice(&len.to_be_bytes());
+        }
+        Err(_) => {
+            out.push(tag32);
+            out.extend_from_slice(&len_u32(len).to_be_bytes());
+        }
+    }
 }
 
 /// A length as MessagePack's largest header holds it. Values never reach 4 GiB (storage and

@@ -173,14 +173,14 @@ mod tests {
     use crate::config::Config;
     use std::sync::Arc;
 
+    /// `args` as a multibulk request: what a RESP2 array of bulks is on the wire.
     fn multibulk(args: &[&[u8]]) -> Vec<u8> {
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        let mut w = crate::resp::ReplyWriter::new(crate::resp::Protocol::Resp2);
+        w.array(args.len());
         for a in args {
-            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            out.extend_from_slice(a);
-            out.extend_from_slice(b"\r\n");
+            w.bulk(a);
         }
-        out
+        w.as_bytes().to_vec()
     }
 
     /// Hands out everything kept, consuming the buffer like the connection does; returns
