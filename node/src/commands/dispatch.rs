@@ -4,6 +4,7 @@
 use super::Ctx;
 use super::error::CommandError;
 use super::spec::{CommandSpec, Flags, Run};
+use super::table::CommandId;
 use crate::resp::{Args, ReplyWriter};
 use crate::session::Session;
 use crate::state::NodeState;
@@ -11,6 +12,9 @@ use crate::write_set::WriteSet;
 
 /// How much of the client's text an error quotes, like Redis' `%.128s`.
 const QUOTE_BYTES_MAX: usize = 128;
+
+/// A command found in the table by its name, or `None` for an unknown name.
+pub type Found = Option<(CommandId, &'static CommandSpec)>;
 
 /// Executes the command in `args` and writes its reply. Returns true when the reply is an
 /// error.
@@ -21,7 +25,26 @@ pub fn execute(
     reply: &mut ReplyWriter,
     writes: &mut WriteSet,
 ) -> bool {
-    let Some((mut id, mut spec)) = state.commands.lookup(args.arg(0)) else {
+    let found = lookup(state, args);
+    execute_found(state, session, found, args, reply, writes)
+}
+
+/// The command `args` names, if there is one: what [`execute_found`] takes.
+pub fn lookup(state: &NodeState, args: Args<'_>) -> Found {
+    state.commands.lookup(args.arg(0))
+}
+
+/// [`execute`], with the command already looked up by [`lookup`] (a connection's look-ahead
+/// does, to find the keys to prefetch).
+pub fn execute_found(
+    state: &NodeState,
+    session: &mut Session,
+    found: Found,
+    args: Args<'_>,
+    reply: &mut ReplyWriter,
+    writes: &mut WriteSet,
+) -> bool {
+    let Some((mut id, mut spec)) = found else {
         reply.error_bytes(&unknown_command(args));
         return true;
     };
@@ -86,16 +109,13 @@ pub fn execute(
     failed
 }
 
-/// The positions of the keys of the request `args` (for prefetching them, see
-/// `keyspace::prefetch`). Nothing is checked: an unknown command has none, and a wrong arity
-/// names positions that may not hold keys (the request then fails when it runs).
-pub fn key_positions(state: &NodeState, args: Args<'_>) -> impl Iterator<Item = usize> + use<> {
-    let keys = state
-        .commands
-        .lookup(args.arg(0))
-        .map(|(_, spec)| spec.keys)
-        .unwrap_or_default();
-    keys.positions(args.len())
+/// The positions of the keys of a request of `args_len` arguments to the command `found` (for
+/// prefetching them, see `keyspace::prefetch`). Nothing is checked: an unknown command has
+/// none, and a wrong arity names positions that may not hold keys (the request then fails
+/// when it runs).
+pub fn key_positions(found: Found, args_len: usize) -> impl Iterator<Item = usize> + use<> {
+    let keys = found.map(|(_, spec)| spec.keys).unwrap_or_default();
+    keys.positions(args_len)
 }
 
 /// Writes the reply of a handler's error.

@@ -19,7 +19,7 @@
 
 use std::ops::Range;
 
-use crate::commands;
+use crate::commands::{self, Found};
 use crate::resp::{Args, ParseLimits, Parsed, RequestParser, Span};
 use crate::state::NodeState;
 
@@ -39,6 +39,8 @@ const KEPT_SPANS_MAX: usize = 1024;
 struct Kept {
     /// Its length in bytes.
     consumed: usize,
+    /// Its command, looked up already.
+    command: Found,
     /// Its arguments in [`Ahead::spans`].
     spans: (u32, u32),
 }
@@ -75,10 +77,10 @@ impl Ahead {
         self.spans.clear();
     }
 
-    /// The next request kept, as its length and its arguments inside `pending` (the front of
-    /// the read buffer, which must start with it); `None` when the next request must be
-    /// parsed by the connection.
-    pub fn next<'a>(&'a mut self, pending: &'a [u8]) -> Option<(usize, Args<'a>)> {
+    /// The next request kept, as its length, its command and its arguments inside `pending`
+    /// (the front of the read buffer, which must start with it); `None` when the next request
+    /// must be parsed by the connection.
+    pub fn next<'a>(&'a mut self, pending: &'a [u8]) -> Option<(usize, Found, Args<'a>)> {
         if self.next == self.len {
             self.prefetched_only = self.prefetched_only.saturating_sub(1);
             return None;
@@ -88,6 +90,7 @@ impl Ahead {
         let (start, end) = (kept.spans.0 as usize, kept.spans.1 as usize);
         Some((
             kept.consumed,
+            kept.command,
             Args::new(&pending[..kept.consumed], &self.spans[start..end]),
         ))
     }
@@ -118,7 +121,8 @@ impl Ahead {
             };
             let spans = self.parser.spans();
             let args = Args::new(&rest[..consumed], spans);
-            for position in commands::key_positions(state, args) {
+            let command = commands::lookup(state, args);
+            for position in commands::key_positions(command, args.len()) {
                 let Some(slot) = keys.get_mut(found) else {
                     break;
                 };
@@ -132,6 +136,7 @@ impl Ahead {
                 self.spans.extend_from_slice(spans);
                 self.kept[self.len] = Kept {
                     consumed,
+                    command,
                     spans: range,
                 };
                 self.len += 1;
@@ -187,7 +192,7 @@ mod tests {
     /// each request's arguments and how many bytes were left unconsumed.
     fn drain(ahead: &mut Ahead, mut buf: &[u8]) -> (Vec<Vec<Vec<u8>>>, usize) {
         let mut out = Vec::new();
-        while let Some((consumed, args)) = ahead.next(buf) {
+        while let Some((consumed, _, args)) = ahead.next(buf) {
             out.push(args.iter().map(<[u8]>::to_vec).collect());
             buf = &buf[consumed..];
         }

@@ -201,8 +201,10 @@ impl Connection {
                 );
             }
             let authenticated = session.authenticated;
-            let consumed = if let Some((consumed, args)) = ahead.next(input.pending_mut()) {
-                errors += u64::from(commands::execute(state, session, args, reply, writes));
+            let consumed = if let Some((consumed, found, args)) = ahead.next(input.pending_mut()) {
+                errors += u64::from(commands::execute_found(
+                    state, session, found, args, reply, writes,
+                ));
                 consumed
             } else {
                 match parser.parse(
