@@ -198,8 +198,8 @@ fn wide_len(out: &mut Vec<u8>, len: usize, tag16: u8, tag32: u8) {
     }
 }
 
-/// A length as MessagePack's largest header holds it. Values never reach 4 GiB (storage and
-/// the value size limit are far below), and serde's encoder refuses such a length too.
+/// A length as MessagePack's largest header holds it. Values never reach 4 GiB (the value size
+/// limit is far below); were one to, this panics where rmp would write a truncated header.
 fn len_u32(len: usize) -> u32 {
     u32::try_from(len).expect("a length under 4 GiB")
 }
@@ -255,6 +255,38 @@ mod tests {
             s.sadd(ts(2, 0, 2), &[long.as_slice()]).unwrap();
             assert_eq!(encode_value(&s), encode(&s), "set with {len}");
         }
+    }
+
+    #[test]
+    fn wide_vectors_clouds_and_registers_match_serde() {
+        // Twenty nodes: version vectors and register entries past the 16 of a short array.
+        let mut set = Value::new();
+        let mut register = Value::new();
+        for node in 1..=20u64 {
+            let mut s = Value::new();
+            s.sadd(ts(5, 0, node), &[format!("m{node}").as_bytes()])
+                .unwrap();
+            crate::Merge::merge(&mut set, s);
+            let mut r = Value::new();
+            r.set_register(ts(5, 0, node), b"v");
+            crate::Merge::merge(&mut register, r);
+        }
+        assert_eq!(encode_value(&set), encode(&set));
+        assert_eq!(encode_value(&register), encode(&register));
+        // Re-adding every member replaces dots that are not a contiguous prefix: a cloud.
+        let (delta, _) = set
+            .sadd(
+                ts(6, 0, 1),
+                &(1..=20u64)
+                    .map(|n| format!("m{n}"))
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(|m| m.as_bytes())
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
+        assert_eq!(encode_value(&delta), encode(&delta));
+        assert_eq!(encode_value(&set), encode(&set));
     }
 
     #[test]

@@ -4,10 +4,10 @@
 //! [`CommandId`], which is what a client's "last command" (CLIENT LIST `cmd=`) records without
 //! a lock or a pointer.
 //!
-//! Every request looks its name up (twice when pipelined: once to prefetch its keys, once to
-//! run it), so the lookup hashes with unkeyed xxh3 rather than std's SipHash, which cost
-//! several times more on names of a few bytes. A fixed hash is safe here, unlike in the
-//! keyspace: the table is built from our own names and never grows, so a client can only
+//! Every request looks its name up (a pipelined one once, when the connection looks ahead at
+//! it; see `server::ahead`), so the lookup hashes with unkeyed xxh3 rather than std's SipHash,
+//! which cost several times more on names of a few bytes. A fixed hash is safe here, unlike in
+//! the keyspace: the table is built from our own names and never grows, so a client can only
 //! look names up, not flood a chain.
 
 use hashbrown::HashTable;

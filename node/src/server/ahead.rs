@@ -1,13 +1,13 @@
 //! Requests parsed ahead of their execution: to prefetch their keys, and to run them without
 //! parsing them a second time.
 //!
-//! Before a pipelined batch runs, [`Ahead::look`] parses the complete multibulk requests at
-//! the front of the read buffer (up to [`LOOK_AHEAD_REQUESTS_MAX`]) without consuming them,
-//! and starts fetching the entries of their keys into the CPU's caches
+//! Whenever the requests it looked at have all run, [`Ahead::look`] parses the complete
+//! multibulk requests at the front of the read buffer (up to [`LOOK_AHEAD_REQUESTS_MAX`])
+//! without consuming them, and starts fetching the entries of their keys into the CPU's caches
 //! (`keyspace::prefetch`): the loads then overlap instead of stalling one command after the
-//! other. It keeps where each request's arguments lie, so the connection executes them from
-//! here ([`Ahead::next`]) instead of parsing them again; parsing was the larger part of what a
-//! look-ahead cost.
+//! other. It keeps where each request's arguments lie, and its command, so the connection
+//! executes them from here ([`Ahead::next`]) instead of parsing and looking them up again;
+//! parsing was the larger part of what a look-ahead cost.
 //!
 //! What is kept stays right while the buffer holds the same bytes: positions are relative to
 //! each request's start, and the connection only consumes requests from the front, in order,
@@ -86,6 +86,10 @@ impl Ahead {
             return None;
         }
         let kept = self.kept[self.next];
+        debug_assert!(
+            pending.len() >= kept.consumed && pending.first() == Some(&b'*'),
+            "the buffer no longer starts with the request kept"
+        );
         self.next += 1;
         let (start, end) = (kept.spans.0 as usize, kept.spans.1 as usize);
         Some((
