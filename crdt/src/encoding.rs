@@ -26,7 +26,7 @@ pub const MAX_DEPTH: usize = 32;
 /// Room reserved by [`encode`] before serialising: enough for the state of a small key (a
 /// register of a hundred bytes encodes to about 150), so that it is allocated once instead of
 /// doubling its way up from one byte.
-const ENCODE_RESERVE_BYTES: usize = 256;
+pub(crate) const ENCODE_RESERVE_BYTES: usize = 256;
 
 /// Encodes `value` with the version marker.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {

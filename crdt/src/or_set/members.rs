@@ -101,6 +101,16 @@ impl Members {
         all
     }
 
+    /// Members and their dots in byte order, the order every encoding lists them in. Most
+    /// deltas hold one member: that needs neither the sort nor the vector it is done in.
+    pub(crate) fn canonical(&self) -> Canonical<'_> {
+        if self.len() <= 1 {
+            Canonical::Few(self.dots.iter())
+        } else {
+            Canonical::Sorted(self.sorted().into_iter())
+        }
+    }
+
     /// Every live dot of every member, sorted (duplicates kept: a consistent set has none).
     pub(super) fn dots_sorted(&self) -> Vec<Dot> {
         let mut dots: Vec<Dot> = self
@@ -130,3 +140,30 @@ impl PartialEq for Members {
 }
 
 impl Eq for Members {}
+
+/// The iterator of [`Members::canonical`].
+pub(crate) enum Canonical<'a> {
+    /// At most one member: in order as it is.
+    Few(hashbrown::hash_map::Iter<'a, Member, DotSet>),
+    Sorted(std::vec::IntoIter<(&'a Member, &'a DotSet)>),
+}
+
+impl<'a> Iterator for Canonical<'a> {
+    type Item = (&'a Member, &'a DotSet);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Canonical::Few(it) => it.next(),
+            Canonical::Sorted(it) => it.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            Canonical::Few(it) => it.size_hint(),
+            Canonical::Sorted(it) => it.size_hint(),
+        }
+    }
+}
+
+impl ExactSizeIterator for Canonical<'_> {}

@@ -295,12 +295,7 @@ impl Serialize for OrSet {
                 ) -> (&'a serde_bytes::Bytes, &'a DotSet) {
                     (serde_bytes::Bytes::new(m), d)
                 }
-                // A delta usually holds one member: in order without sorting anything.
-                if self.0.len() <= 1 {
-                    serializer.collect_seq(self.0.iter_unordered().map(entry))
-                } else {
-                    serializer.collect_seq(self.0.sorted().into_iter().map(entry))
-                }
+                serializer.collect_seq(self.0.canonical().map(entry))
             }
         }
         let mut t = serializer.serialize_tuple(2)?;

@@ -13,7 +13,7 @@
 //! written at this rate, are handed to serde.
 
 use crate::causal::{CausalContext, Dot, VersionVector};
-use crate::encoding::{FORMAT_VERSION, encode_into};
+use crate::encoding::{ENCODE_RESERVE_BYTES, FORMAT_VERSION, encode_into};
 use crate::hlc::Timestamp;
 use crate::lww_register::LwwRegister;
 use crate::or_set::OrSet;
@@ -22,13 +22,9 @@ use super::Value;
 use super::counter::{Counter, NodeTally};
 use super::part::{Data, Part};
 
-/// Room reserved before encoding: a small value's whole encoding, as [`crate::encoding::encode`]
-/// reserves.
-const RESERVE_BYTES: usize = 256;
-
 /// Encodes `value` with the version marker: the bytes of [`crate::encoding::encode`].
 pub fn encode_value(value: &Value) -> Vec<u8> {
-    let mut out = Vec::with_capacity(RESERVE_BYTES);
+    let mut out = Vec::with_capacity(ENCODE_RESERVE_BYTES);
     out.push(FORMAT_VERSION);
     value_into(value, &mut out);
     out
@@ -91,17 +87,10 @@ fn counter(out: &mut Vec<u8>, c: &Counter) {
 
 fn set(out: &mut Vec<u8>, s: &OrSet) {
     array(out, 2);
-    let entries = s.members();
+    let entries = s.members().canonical();
     array(out, entries.len());
-    // Canonical order, like the serde encoding; a delta usually holds one member.
-    if entries.len() <= 1 {
-        for (m, dots) in entries.iter_unordered() {
-            member(out, m, dots);
-        }
-    } else {
-        for (m, dots) in entries.sorted() {
-            member(out, m, dots);
-        }
+    for (m, dots) in entries {
+        member(out, m, dots);
     }
     context(out, s.context());
 }

@@ -25,16 +25,11 @@ pub fn execute(
     reply: &mut ReplyWriter,
     writes: &mut WriteSet,
 ) -> bool {
-    let found = lookup(state, args);
+    let found = state.commands.lookup(args.arg(0));
     execute_found(state, session, found, args, reply, writes)
 }
 
-/// The command `args` names, if there is one: what [`execute_found`] takes.
-pub fn lookup(state: &NodeState, args: Args<'_>) -> Found {
-    state.commands.lookup(args.arg(0))
-}
-
-/// [`execute`], with the command already looked up by [`lookup`] (a connection's look-ahead
+/// [`execute`], with the command `args` names already looked up (a connection's look-ahead
 /// does, to find the keys to prefetch).
 pub fn execute_found(
     state: &NodeState,

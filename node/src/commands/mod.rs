@@ -45,7 +45,7 @@ mod strings;
 mod table;
 mod text;
 
-pub use dispatch::{Found, execute, execute_found, key_positions, lookup};
+pub use dispatch::{Found, execute, execute_found, key_positions};
 pub use error::{CmdResult, CommandError};
 pub use spec::{ArgDoc, ArgKind, CommandSpec, Flags, Group, KeyRange, Run};
 pub use table::{CommandId, CommandTable};

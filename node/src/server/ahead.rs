@@ -17,8 +17,6 @@
 //! the parser decodes them in place, and they are typed by hand, one at a time, anyway. An
 //! incomplete or bad request ends the look; the connection's own parser reports it.
 
-use std::ops::Range;
-
 use crate::commands::{self, Found};
 use crate::resp::{Args, ParseLimits, Parsed, RequestParser, Span};
 use crate::state::NodeState;
@@ -41,8 +39,8 @@ struct Kept {
     consumed: usize,
     /// Its command, looked up already.
     command: Found,
-    /// Its arguments in [`Ahead::spans`].
-    spans: (u32, u32),
+    /// Its arguments: `Ahead::spans[start..end]`.
+    spans: (usize, usize),
 }
 
 /// The requests at the front of a connection's buffer, parsed ahead.
@@ -91,7 +89,7 @@ impl Ahead {
             "the buffer no longer starts with the request kept"
         );
         self.next += 1;
-        let (start, end) = (kept.spans.0 as usize, kept.spans.1 as usize);
+        let (start, end) = kept.spans;
         Some((
             kept.consumed,
             kept.command,
@@ -125,7 +123,7 @@ impl Ahead {
             };
             let spans = self.parser.spans();
             let args = Args::new(&rest[..consumed], spans);
-            let command = commands::lookup(state, args);
+            let command = state.commands.lookup(args.arg(0));
             for position in commands::key_positions(command, args.len()) {
                 let Some(slot) = keys.get_mut(found) else {
                     break;
@@ -136,7 +134,7 @@ impl Ahead {
             }
             keeping = keeping && self.spans.len() + spans.len() <= KEPT_SPANS_MAX;
             if keeping {
-                let range = to_u32_pair(self.spans.len()..self.spans.len() + spans.len());
+                let range = (self.spans.len(), self.spans.len() + spans.len());
                 self.spans.extend_from_slice(spans);
                 self.kept[self.len] = Kept {
                     consumed,
@@ -168,12 +166,6 @@ impl Ahead {
     pub fn shrink(&mut self, spans_max: usize) {
         self.parser.shrink(spans_max);
     }
-}
-
-/// `range` as the pair kept; within [`KEPT_SPANS_MAX`], so it always fits.
-fn to_u32_pair(range: Range<usize>) -> (u32, u32) {
-    let fit = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-    (fit(range.start), fit(range.end))
 }
 
 #[cfg(test)]
