@@ -31,8 +31,8 @@
 //! writer's, then the caller's) plus frees of the batch on another thread, which under many
 //! small commits was a large share of the node's CPU. There the callers group their commits
 //! themselves:
-//! * `commit` queues its batch in a shared list. If no caller is writing, it becomes the
-//!   *leader*: it yields once to the async runtime, so that the other tasks that are ready to
+//! * `commit` queues its batch in its thread's list (threads share lists only beyond 16). If
+//!   no caller of that list is writing, it becomes the *leader*: it yields once to the async runtime, so that the other tasks that are ready to
 //!   commit (those whose requests arrived with the same wake-up) queue theirs behind it, then
 //!   takes the whole list (within the group limits) and writes it as one RocksDB write with
 //!   [`Store::try_write`], and answers every waiter of the group. It leads a few groups more if
@@ -49,7 +49,7 @@
 //! Under `always` every commit goes through the thread: sharing one fsync is the point there.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -134,7 +134,26 @@ struct Direct {
     /// `false` once shutdown began; leaders hold it shared for the length of a write, so
     /// shutdown's final sync comes after every write.
     open: RwLock<bool>,
-    pending: Mutex<Pending>,
+    /// One list per committing thread (threads share a list only beyond
+    /// [`PENDING_LISTS`]): a leader gathers the batches of its own thread's tasks, so it
+    /// answers them without waking another thread. With one shared list, the leader on one
+    /// connection thread answered the other thread's waiters, and each answer woke that
+    /// thread's runtime: under `SADD -P 16` from two connection threads, most of the
+    /// process's `write` calls were those wake-ups, and the threads sat idle waiting for them.
+    /// Threads still write their groups concurrently; RocksDB orders them.
+    pending: Box<[Mutex<Pending>]>,
+}
+
+/// Lists of batches awaiting a leader ([`Direct::pending`]).
+const PENDING_LISTS: usize = 16;
+
+/// The pending list of the calling thread: threads are numbered as they first commit.
+fn pending_list() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static LIST: usize = NEXT.fetch_add(1, Ordering::Relaxed) % PENDING_LISTS;
+    }
+    LIST.with(|list| *list)
 }
 
 /// Groups a leader writes before handing what is still queued to the thread, so that one
@@ -173,7 +192,9 @@ impl GroupCommitter {
         let direct = (policy != FsyncPolicy::Always).then(|| Direct {
             store: Arc::clone(&store),
             open: RwLock::new(true),
-            pending: Mutex::new(Pending::default()),
+            pending: (0..PENDING_LISTS)
+                .map(|_| Mutex::new(Pending::default()))
+                .collect(),
         });
         let writer = Writer {
             store,
@@ -231,8 +252,9 @@ impl GroupCommitter {
     /// The callers' group commit (see the module docs).
     async fn commit_direct(&self, direct: &Direct, batch: Batch) -> Result<(), StorageError> {
         let (reply, answer) = oneshot::channel();
+        let list = pending_list();
         let lead = {
-            let mut pending = direct.pending.lock();
+            let mut pending = direct.pending[list].lock();
             pending.batches.push((batch, reply));
             !std::mem::replace(&mut pending.leading, true)
         };
@@ -240,6 +262,7 @@ impl GroupCommitter {
             let mut leader = Leader {
                 committer: self,
                 direct,
+                list,
                 done: false,
             };
             // Let the tasks that are ready to commit join this group.
@@ -372,6 +395,8 @@ fn answer_all(replies: Vec<Reply>, result: &Result<(), StorageError>) {
 struct Leader<'a> {
     committer: &'a GroupCommitter,
     direct: &'a Direct,
+    /// The pending list it leads (its task may move to another thread meanwhile).
+    list: usize,
     /// Leadership was given up properly.
     done: bool,
 }
@@ -381,7 +406,7 @@ impl Leader<'_> {
     fn lead(&mut self) {
         for _ in 0..LEADER_GROUPS_MAX {
             let group = {
-                let mut pending = self.direct.pending.lock();
+                let mut pending = self.direct.pending[self.list].lock();
                 if pending.batches.is_empty() {
                     pending.leading = false;
                     self.done = true;
@@ -402,7 +427,7 @@ impl Leader<'_> {
     /// Stops leading; whatever is still queued goes to the thread.
     fn give_up(&mut self) {
         let rest = {
-            let mut pending = self.direct.pending.lock();
+            let mut pending = self.direct.pending[self.list].lock();
             pending.leading = false;
             std::mem::take(&mut pending.batches)
         };

@@ -375,3 +375,44 @@ async fn an_invalid_batch_fails_alone_and_limits_split_groups() {
     let stats = committer.stats();
     assert_eq!((stats.commits, stats.groups, stats.ops), (2, 2, 4));
 }
+
+/// Under `everysec` the tasks of each thread group their commits among themselves: a commit on a
+/// second thread does not queue behind the first thread's leader, whose answer would have to
+/// wake the second thread, but leads a group of its own; both groups reach the store.
+#[test]
+fn each_thread_leads_its_own_groups() {
+    let store = Gated::new(MemStore::new(), false);
+    let committer = Arc::new(GroupCommitter::start(
+        store.clone(),
+        FsyncPolicy::EverySec,
+        CommitLimits::default(),
+    ));
+    let threads: Vec<_> = (0..2)
+        .map(|t| {
+            let committer = Arc::clone(&committer);
+            std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap()
+                    .block_on(committer.commit(put(t)))
+            })
+        })
+        .collect();
+    // Both leaders are at the store before either write is let through.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store.arrived() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the second thread's commit waited behind the first thread's leader"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    store.allow(u64::MAX);
+    for thread in threads {
+        thread.join().unwrap().unwrap();
+    }
+    let stats = committer.stats();
+    assert_eq!((stats.commits, stats.groups), (2, 2));
+    committer.shutdown().unwrap();
+    assert_eq!(keys_of(&*store).len(), 3);
+}

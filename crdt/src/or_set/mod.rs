@@ -84,6 +84,12 @@ impl OrSet {
         &self.ctx
     }
 
+    /// Calls `fetch` with the address and size of the memory that looking `member` up reads
+    /// first, for a caller that prefetches it; addresses only, never read through here.
+    pub fn member_hints(&self, member: &[u8], mut fetch: impl FnMut(*const u8, usize)) {
+        self.entries.slot_hints(member, &mut fetch);
+    }
+
     /// The members and their dots (for [`crate::value::encode_value`]).
     pub(crate) fn members(&self) -> &Members {
         &self.entries

@@ -110,6 +110,15 @@ impl Value {
         self.slice().first().and_then(|p| p.data.heap_hint())
     }
 
+    /// The set of this value, if its visible type is a set (what `SADD` and `SISMEMBER` look
+    /// members up in): for a caller that prefetches them ([`OrSet::member_hints`]).
+    pub fn set(&self) -> Option<&OrSet> {
+        match self.view()? {
+            View::Set(s) => Some(s),
+            _ => None,
+        }
+    }
+
     /// Whether the key exists (some part is non-empty).
     pub fn exists(&self) -> bool {
         self.slice().iter().any(|p| !p.data.is_empty())

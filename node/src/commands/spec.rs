@@ -322,6 +322,9 @@ pub struct CommandSpec {
     pub flags: Flags,
     /// Key positions.
     pub keys: KeyRange,
+    /// The arguments after the (single) key are members of the key's set, looked up by the
+    /// command: the connection's look-ahead prefetches their slots (`server::ahead`).
+    pub member_args: bool,
     /// Functional group.
     pub group: Group,
     /// The version that introduced it: Redis' for Redis commands, crdtkv's for our own.
@@ -349,6 +352,7 @@ impl CommandSpec {
                 last: 0,
                 step: 0,
             },
+            member_args: false,
             group: Group::Server,
             since: "1.0.0",
             summary: "",
@@ -402,6 +406,15 @@ impl CommandSpec {
     pub const fn keys(self, first: i32, last: i32, step: i32) -> Self {
         Self {
             keys: KeyRange { first, last, step },
+            ..self
+        }
+    }
+
+    /// Marks the arguments after the key as members of the key's set
+    /// ([`member_args`](Self::member_args)).
+    pub const fn member_args(self) -> Self {
+        Self {
+            member_args: true,
             ..self
         }
     }

@@ -161,4 +161,23 @@ mod tests {
             }
         }
     }
+
+    /// The look-ahead reads the arguments after the key of a `member_args` command as members
+    /// of that key's set: only commands of one key followed by members may say so.
+    #[test]
+    fn member_args_are_claimed_by_the_set_member_commands_only() {
+        let table = CommandTable::new(FAMILIES);
+        let mut claimed: Vec<&str> = table
+            .top_level()
+            .filter(|spec| spec.member_args)
+            .map(|spec| {
+                let k = spec.keys;
+                assert_eq!((k.first, k.last, k.step), (1, 1, 1), "{}", spec.name);
+                assert!(spec.arity == 3 || spec.arity == -3, "{}", spec.name);
+                spec.name
+            })
+            .collect();
+        claimed.sort_unstable();
+        assert_eq!(claimed, ["sadd", "sismember", "smismember", "srem"]);
+    }
 }

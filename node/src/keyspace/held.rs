@@ -47,6 +47,15 @@ pub(super) fn take(keyspace: u64, index: usize) -> Option<Held> {
     })
 }
 
+/// Runs `f` on shard `index` of `keyspace` if this thread holds its lock; keeps holding it.
+pub(super) fn peek<R>(keyspace: u64, index: usize, f: impl FnOnce(&Shard) -> R) -> Option<R> {
+    HELD.with(|cell| {
+        let held = cell.borrow();
+        let held = held.as_ref()?;
+        (held.keyspace == keyspace && held.index == index).then(|| f(&held.guard))
+    })
+}
+
 /// Keeps `held` for the next command of the batch on this thread.
 pub(super) fn keep(held: Held) {
     HELD.with(|cell| {

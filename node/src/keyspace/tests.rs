@@ -268,3 +268,58 @@ fn prefetch_changes_nothing_and_never_waits() {
     assert_eq!(incr(&ks, b"a", 0, &mut plain), 6);
     assert_eq!(ks.key_count(), 1);
 }
+
+fn sadd(ks: &Keyspace, key: &[u8], member: &[u8], ws: &mut WriteSet) -> u64 {
+    ks.write(key, ws, |v, ts| {
+        v.sadd(ts, &[member]).map(|(d, n)| (n, Some(d)))
+    })
+    .unwrap()
+}
+
+/// Prefetching set members is a hint too: it changes no value, skips keys that are not sets,
+/// and never waits for a shard lock, neither one this thread keeps nor one another thread holds.
+#[test]
+fn member_prefetch_changes_nothing_and_never_waits() {
+    let ks = Arc::new(keyspace());
+    let mut ws = WriteSet::for_connection();
+    for i in 0..100 {
+        sadd(&ks, b"s", format!("m{i}").as_bytes(), &mut ws);
+    }
+    incr(&ks, b"n", 1, &mut ws);
+    release_held();
+    let pairs: [(&[u8], &[u8]); 5] = [
+        (b"s", b"m1"),
+        (b"s", b"absent"),
+        (b"n", b"m1"),
+        (b"nothing", b"m1"),
+        (b"s", b"m2"),
+    ];
+    // Kept by this thread for its batch: a blocking read lock would deadlock here.
+    sadd(&ks, b"s", b"m0", &mut ws);
+    assert!(held::holding());
+    ks.prefetch_members(&pairs);
+    assert!(held::holding(), "the lock kept is still kept");
+    release_held();
+    // Held by another thread.
+    let other = Arc::clone(&ks);
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let mut ws = WriteSet::for_connection();
+        sadd(&other, b"s", b"m3", &mut ws);
+        locked_tx.send(()).unwrap();
+        done_rx.recv().unwrap();
+        release_held();
+    });
+    locked_rx.recv().unwrap();
+    ks.prefetch_members(&pairs);
+    done_tx.send(()).unwrap();
+    holder.join().unwrap();
+    ks.read(b"s", |v| {
+        let set = v.unwrap().set().unwrap();
+        assert_eq!(set.len(), 100);
+        assert!(set.contains(b"m1") && !set.contains(b"absent"));
+    });
+    ks.read(b"n", |v| assert!(v.unwrap().set().is_none()));
+    assert_eq!(ks.key_count(), 2);
+}

@@ -26,6 +26,9 @@ use crate::state::NodeState;
 /// cached when their commands run.
 pub const LOOK_AHEAD_REQUESTS_MAX: usize = 16;
 const LOOK_AHEAD_KEYS_MAX: usize = 32;
+/// Set members a look prefetches at most (`SADD`, `SISMEMBER`...: see
+/// `Keyspace::prefetch_members`).
+const LOOK_AHEAD_MEMBERS_MAX: usize = 32;
 
 /// Argument positions kept for execution, at most: a request with many arguments is still
 /// looked at for its keys, but it and the requests after it are parsed again when they run,
@@ -107,9 +110,10 @@ impl Ahead {
         authenticated: bool,
     ) {
         self.clear();
-        // Where the keys are in `pending`.
+        // Where the keys are in `pending`, and the set members with their keys.
         let mut keys = [(0, 0); LOOK_AHEAD_KEYS_MAX];
-        let (mut offset, mut requests, mut found) = (0, 0, 0);
+        let mut members = [((0, 0), (0, 0)); LOOK_AHEAD_MEMBERS_MAX];
+        let (mut offset, mut requests, mut found, mut member_count) = (0, 0, 0, 0);
         let mut keeping = true;
         while requests < LOOK_AHEAD_REQUESTS_MAX && found < LOOK_AHEAD_KEYS_MAX {
             let rest = &mut pending[offset..];
@@ -131,6 +135,19 @@ impl Ahead {
                 let span = spans[position].range();
                 *slot = (offset + span.start, offset + span.end);
                 found += 1;
+            }
+            if command.is_some_and(|(_, spec)| spec.member_args) && spans.len() > 2 {
+                let at = |position: usize| {
+                    let span = spans[position].range();
+                    (offset + span.start, offset + span.end)
+                };
+                for position in 2..spans.len() {
+                    let Some(slot) = members.get_mut(member_count) else {
+                        break;
+                    };
+                    *slot = (at(1), at(position));
+                    member_count += 1;
+                }
             }
             keeping = keeping && self.spans.len() + spans.len() <= KEPT_SPANS_MAX;
             if keeping {
@@ -155,6 +172,12 @@ impl Ahead {
             *slice = &pending[start..end];
         }
         state.keyspace.prefetch(&slices[..found]);
+        let mut pairs: [(&[u8], &[u8]); LOOK_AHEAD_MEMBERS_MAX] =
+            [(&[], &[]); LOOK_AHEAD_MEMBERS_MAX];
+        for (pair, &((ks, ke), (ms, me))) in pairs.iter_mut().zip(&members[..member_count]) {
+            *pair = (&pending[ks..ke], &pending[ms..me]);
+        }
+        state.keyspace.prefetch_members(&pairs[..member_count]);
     }
 
     /// Memory held for argument positions, for CLIENT LIST.
