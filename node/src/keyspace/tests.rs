@@ -236,6 +236,30 @@ fn connection_writes_hold_their_shard_until_released() {
     assert!(!held::holding());
 }
 
+/// Runs `during` while another thread keeps the shard that `write` wrote locked (a plain
+/// write set releases after each write, so the write goes through a connection's write set on
+/// that thread).
+fn while_another_thread_writes(
+    ks: &Arc<Keyspace>,
+    write: impl FnOnce(&Keyspace, &mut WriteSet) + Send + 'static,
+    during: impl FnOnce(),
+) {
+    let other = Arc::clone(ks);
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let mut ws = WriteSet::for_connection();
+        write(&other, &mut ws);
+        locked_tx.send(()).unwrap();
+        done_rx.recv().unwrap();
+        release_held();
+    });
+    locked_rx.recv().unwrap();
+    during();
+    done_tx.send(()).unwrap();
+    holder.join().unwrap();
+}
+
 /// Prefetching is a hint: it changes no value, and never waits for a shard lock, neither one
 /// this thread keeps for its batch nor one another thread holds.
 #[test]
@@ -248,22 +272,14 @@ fn prefetch_changes_nothing_and_never_waits() {
     assert!(held::holding());
     ks.prefetch(&[b"a", b"absent", b""]);
     release_held();
-    // Another thread holds the shard's write lock (a plain write set releases after each
-    // write, so take the lock through a connection's write set on that thread).
-    let other = Arc::clone(&ks);
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-    let holder = std::thread::spawn(move || {
-        let mut ws = WriteSet::for_connection();
-        incr(&other, b"a", 1, &mut ws);
-        locked_tx.send(()).unwrap();
-        done_rx.recv().unwrap();
-        release_held();
-    });
-    locked_rx.recv().unwrap();
-    ks.prefetch(&[b"a"]);
-    done_tx.send(()).unwrap();
-    holder.join().unwrap();
+    // Another thread holds the shard's write lock.
+    while_another_thread_writes(
+        &ks,
+        |ks, ws| {
+            incr(ks, b"a", 1, ws);
+        },
+        || ks.prefetch(&[b"a"]),
+    );
     let mut plain = WriteSet::new();
     assert_eq!(incr(&ks, b"a", 0, &mut plain), 6);
     assert_eq!(ks.key_count(), 1);
@@ -301,20 +317,13 @@ fn member_prefetch_changes_nothing_and_never_waits() {
     assert!(held::holding(), "the lock kept is still kept");
     release_held();
     // Held by another thread.
-    let other = Arc::clone(&ks);
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-    let holder = std::thread::spawn(move || {
-        let mut ws = WriteSet::for_connection();
-        sadd(&other, b"s", b"m3", &mut ws);
-        locked_tx.send(()).unwrap();
-        done_rx.recv().unwrap();
-        release_held();
-    });
-    locked_rx.recv().unwrap();
-    ks.prefetch_members(&pairs);
-    done_tx.send(()).unwrap();
-    holder.join().unwrap();
+    while_another_thread_writes(
+        &ks,
+        |ks, ws| {
+            sadd(ks, b"s", b"m3", ws);
+        },
+        || ks.prefetch_members(&pairs),
+    );
     ks.read(b"s", |v| {
         let set = v.unwrap().set().unwrap();
         assert_eq!(set.len(), 100);
