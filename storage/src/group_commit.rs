@@ -32,9 +32,10 @@
 //! small commits was a large share of the node's CPU. There the callers group their commits
 //! themselves:
 //! * `commit` queues its batch in its thread's list (threads share lists only beyond 16). If
-//!   no caller of that list is writing, it becomes the *leader*: it yields once to the async runtime, so that the other tasks that are ready to
-//!   commit (those whose requests arrived with the same wake-up) queue theirs behind it, then
-//!   takes the whole list (within the group limits) and writes it as one RocksDB write with
+//!   no caller of that list is writing, it becomes the *leader*: it yields once to the async
+//!   runtime, so that the other tasks that are ready to commit (those whose requests arrived
+//!   with the same wake-up) queue theirs behind it, then takes the whole list (within the
+//!   group limits) and writes it as one RocksDB write with
 //!   [`Store::try_write`], and answers every waiter of the group. It leads a few groups more if
 //!   batches queued meanwhile, then hands what is left to the thread.
 //! * A write that cannot be done at once (a write stall: `try_write` returns `false`) is handed

@@ -29,7 +29,7 @@ use crate::causal::Dot;
 /// Members and their live dots.
 ///
 /// A `HashTable` rather than a `HashMap` for one thing the map cannot do: probe without
-/// comparing keys, which is what [`prefetch`](Self::prefetch) needs.
+/// comparing keys, which is what [`slot_hints`](Self::slot_hints) needs.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Members {
     dots: HashTable<(Member, DotSet)>,
@@ -39,6 +39,18 @@ pub(crate) struct Members {
 impl Members {
     fn hash(&self, member: &[u8]) -> u64 {
         self.hasher.hash_one(member)
+    }
+
+    /// The slot of `member`, if present.
+    fn find(&self, member: &[u8]) -> Option<&(Member, DotSet)> {
+        self.dots
+            .find(self.hash(member), |(m, _)| m.as_bytes() == member)
+    }
+
+    /// The slot of `member`, to change, if present.
+    fn find_mut(&mut self, member: &[u8]) -> Option<&mut (Member, DotSet)> {
+        let hash = self.hash(member);
+        self.dots.find_mut(hash, |(m, _)| m.as_bytes() == member)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -54,9 +66,7 @@ impl Members {
     }
 
     pub(super) fn get(&self, member: &[u8]) -> Option<&DotSet> {
-        self.dots
-            .find(self.hash(member), |(m, _)| m.as_bytes() == member)
-            .map(|(_, dots)| dots)
+        self.find(member).map(|(_, dots)| dots)
     }
 
     pub(super) fn get_mut(&mut self, member: &[u8]) -> Option<&mut DotSet> {
@@ -65,17 +75,12 @@ impl Members {
 
     /// The shared key of `member` and its dots, to change, if present.
     pub(super) fn get_key_mut(&mut self, member: &[u8]) -> Option<(&Member, &mut DotSet)> {
-        let hash = self.hash(member);
-        self.dots
-            .find_mut(hash, |(m, _)| m.as_bytes() == member)
-            .map(|(m, dots)| (&*m, dots))
+        self.find_mut(member).map(|(m, dots)| (&*m, dots))
     }
 
     /// The shared key of `member`, if present.
     pub(super) fn key_of(&self, member: &[u8]) -> Option<&Member> {
-        self.dots
-            .find(self.hash(member), |(m, _)| m.as_bytes() == member)
-            .map(|(m, _)| m)
+        self.find(member).map(|(m, _)| m)
     }
 
     /// Calls `fetch` with the address and size of each slot that a lookup of `member` would
@@ -83,7 +88,7 @@ impl Members {
     /// bytes (one per slot: a table of a hundred thousand members has 128 KiB of them, which
     /// stay cached while the slots do not) and compares no member, so it never waits for a
     /// slot: every slot whose hash tag matches is passed.
-    pub(super) fn slot_hints(&self, member: &[u8], fetch: &mut impl FnMut(*const u8, usize)) {
+    pub(super) fn slot_hints(&self, member: &[u8], mut fetch: impl FnMut(*const u8, usize)) {
         let _ = self.dots.find(self.hash(member), |slot| {
             fetch(
                 std::ptr::from_ref(slot).cast(),
@@ -245,17 +250,14 @@ mod tests {
         for i in (0..1000).step_by(37) {
             let member = format!("m{i}");
             let member = member.as_bytes();
-            let slot = members
-                .dots
-                .find(members.hash(member), |(m, _)| m.as_bytes() == member)
-                .unwrap();
+            let slot = members.find(member).unwrap();
             let mut hints = Vec::new();
-            members.slot_hints(member, &mut |at, len| hints.push((at, len)));
+            members.slot_hints(member, |at, len| hints.push((at, len)));
             let at: *const u8 = std::ptr::from_ref(slot).cast();
             assert!(hints.contains(&(at, size_of::<(Member, DotSet)>())), "{i}");
         }
         // An absent member gets the slots whose hash tag happens to match, if any.
-        members.slot_hints(b"absent", &mut |_, _| {});
+        members.slot_hints(b"absent", |_, _| {});
     }
 
     #[test]

@@ -86,8 +86,8 @@ impl OrSet {
 
     /// Calls `fetch` with the address and size of the memory that looking `member` up reads
     /// first, for a caller that prefetches it; addresses only, never read through here.
-    pub fn member_hints(&self, member: &[u8], mut fetch: impl FnMut(*const u8, usize)) {
-        self.entries.slot_hints(member, &mut fetch);
+    pub fn member_hints(&self, member: &[u8], fetch: impl FnMut(*const u8, usize)) {
+        self.entries.slot_hints(member, fetch);
     }
 
     /// The members and their dots (for [`crate::value::encode_value`]).

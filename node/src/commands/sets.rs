@@ -81,10 +81,7 @@ fn sadd(ctx: &mut Ctx<'_>) -> CmdResult {
 /// `max` bytes of members once `members` are added. Adding only present members is always
 /// allowed. O(members added): the set keeps its total member bytes.
 fn set_fits(value: &Value, members: &[&[u8]], max: u64) -> bool {
-    let set = match value.view() {
-        Some(View::Set(s)) => Some(s),
-        _ => None,
-    };
+    let set = value.set();
     // Fits even if every member were new: no need to look any of them up (the usual case, the
     // limit being far above most sets).
     let at_most: u64 = members.iter().map(|m| m.len() as u64).sum();

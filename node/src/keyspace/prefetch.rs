@@ -38,7 +38,7 @@ pub(super) fn prefetch_bytes(at: *const u8, len: usize) {
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
         for offset in line_offsets(at as usize, len) {
-            // `wrapping_add`: the address is only a hint, never dereferenced.
+            // `wrapping_offset`: the address is only a hint, never dereferenced.
             #[allow(unsafe_code)]
             // SAFETY: `_mm_prefetch` requires SSE, which every x86_64 CPU has (it is part of
             // the baseline target); it reads nothing into the program and cannot fault, even

@@ -128,19 +128,19 @@ impl Ahead {
             let spans = self.parser.spans();
             let args = Args::new(&rest[..consumed], spans);
             let command = state.commands.lookup(args.arg(0));
+            // Where argument `position` is in `pending`.
+            let at = |position: usize| {
+                let span = spans[position].range();
+                (offset + span.start, offset + span.end)
+            };
             for position in commands::key_positions(command, args.len()) {
                 let Some(slot) = keys.get_mut(found) else {
                     break;
                 };
-                let span = spans[position].range();
-                *slot = (offset + span.start, offset + span.end);
+                *slot = at(position);
                 found += 1;
             }
-            if command.is_some_and(|(_, spec)| spec.member_args) && spans.len() > 2 {
-                let at = |position: usize| {
-                    let span = spans[position].range();
-                    (offset + span.start, offset + span.end)
-                };
+            if command.is_some_and(|(_, spec)| spec.member_args) {
                 for position in 2..spans.len() {
                     let Some(slot) = members.get_mut(member_count) else {
                         break;
