@@ -76,6 +76,8 @@ pub struct Stats {
     pub net_output_bytes: AtomicU64,
     /// Connections closed after a protocol error.
     pub protocol_errors: AtomicU64,
+    /// Moves of a connection to another connection thread (`server::affinity`).
+    pub connection_moves: AtomicU64,
     /// Batches whose commit failed (their write replies became errors).
     pub failed_commits: AtomicU64,
     /// Reads of a key that exists (maintained by the keyspace commands).

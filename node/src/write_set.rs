@@ -39,6 +39,21 @@ pub struct WriteSet {
     /// The writes keep their shard locked for the next command (a connection's batch; see
     /// `keyspace::held`).
     hold_locks: bool,
+    /// What the shard locks taken since the last [`take_locks`](Self::take_locks) showed.
+    locks: LockReport,
+    /// The shard whose writes [`LockReport::wrote_watched`] reports.
+    watched: Option<usize>,
+}
+
+/// What the shard locks taken by a connection's writes showed, for its placement on a
+/// connection thread (`server::affinity`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LockReport {
+    /// The first lock found kept by another thread's writer: `(its thread tag, the shard)`
+    /// ([`crate::keyspace::thread_tag`]).
+    pub waited: Option<(u32, usize)>,
+    /// Whether the watched shard ([`WriteSet::watch`]) was written.
+    pub wrote_watched: bool,
 }
 
 impl WriteSet {
@@ -75,6 +90,29 @@ impl WriteSet {
     pub fn push_delta(&mut self, key: Vec<u8>, delta: crdt::Value, ts: crdt::Timestamp) {
         self.deltas.push(KeyDelta { key, delta, ts });
         self.pushes += 1;
+    }
+
+    /// Records that a write locked shard `index`, and the tag of the other thread's writer it
+    /// waited behind, if it had to wait.
+    pub(crate) fn locked(&mut self, index: usize, behind: Option<u32>) {
+        if let Some(tag) = behind
+            && self.locks.waited.is_none()
+        {
+            self.locks.waited = Some((tag, index));
+        }
+        if self.watched == Some(index) {
+            self.locks.wrote_watched = true;
+        }
+    }
+
+    /// What the shard locks taken since the last call showed.
+    pub fn take_locks(&mut self) -> LockReport {
+        std::mem::take(&mut self.locks)
+    }
+
+    /// Makes [`LockReport::wrote_watched`] report writes of shard `index` (or of none).
+    pub fn watch(&mut self, index: Option<usize>) {
+        self.watched = index;
     }
 
     /// True when there is nothing to commit.

@@ -182,6 +182,8 @@ fn stats(state: &NodeState, out: &mut InfoWriter) {
     out.field("total_error_replies", get(&s.error_replies));
     // Connections closed after a malformed request.
     out.field("protocol_errors", get(&s.protocol_errors));
+    // Moves of a connection to the connection thread of the other writers of its hot key.
+    out.field("total_connection_moves", get(&s.connection_moves));
 }
 
 fn replication(state: &NodeState, out: &mut InfoWriter) {

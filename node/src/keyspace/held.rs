@@ -19,6 +19,7 @@
 //!   writer locks per call as before.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use parking_lot::RawRwLock;
 use parking_lot::lock_api::ArcRwLockWriteGuard;
@@ -68,6 +69,17 @@ pub(super) fn keep(held: Held) {
 /// the commands of a batch are done; anything that locks several shards calls it first.
 pub fn release() {
     HELD.with(|cell| drop(cell.borrow_mut().take()));
+}
+
+/// This thread's tag: unique in the process and never 0. Each writer that locks a shard
+/// records its tag there ([`super::Shard`]), so the next writer, if it had to wait for the
+/// lock, knows whose batch it waited behind (`server::affinity` acts on it).
+pub fn thread_tag() -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    thread_local! {
+        static TAG: u32 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    TAG.with(|tag| *tag)
 }
 
 /// Whether this thread holds a shard lock (for tests).

@@ -35,7 +35,7 @@ use parking_lot::{RawRwLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use clock::{CEILING_META, NodeClock, wall_ms};
 pub use entry::{Entry, FULL_STATE_BELOW_BYTES};
 use held::Held;
-pub use held::release as release_held;
+pub use held::{release as release_held, thread_tag};
 pub use key::Key;
 pub use load::{LoadError, LoadStats};
 pub use replica::KeyspaceReplica;
@@ -51,6 +51,9 @@ pub const SHARD_BITS_DEFAULT: u32 = gossip::digest::LEAF_BITS_DEFAULT;
 pub struct Shard {
     entries: Table,
     digest: BucketDigest,
+    /// The [`thread_tag`] of the last writer that locked the shard through [`Keyspace::write`]
+    /// (0: none yet).
+    writer: u32,
 }
 
 /// Every key of the node.
@@ -236,10 +239,19 @@ impl Keyspace {
             ws.push_op(op);
         }
         let index = self.shard_index(key);
-        let mut held = held::take(self.id, index).unwrap_or_else(|| Held {
-            keyspace: self.id,
-            index,
-            guard: lock_for_batch(&self.shards[index]),
+        let mut held = held::take(self.id, index).unwrap_or_else(|| {
+            let (mut guard, waited) = lock_for_batch(&self.shards[index]);
+            let tag = held::thread_tag();
+            let behind = std::mem::replace(&mut guard.writer, tag);
+            ws.locked(
+                index,
+                (waited && behind != 0 && behind != tag).then_some(behind),
+            );
+            Held {
+                keyspace: self.id,
+                index,
+                guard,
+            }
         });
         let shard = &mut *held.guard;
         let entry = shard.entries.get_or_insert(key);
@@ -315,19 +327,23 @@ impl Keyspace {
 /// ([`lock_for_batch`]): about 30 µs of spinning at most.
 const LOCK_SPINS: u32 = 1000;
 
-/// Write-locks `shard` for a connection's batch ([`held`]). Another connection thread keeps a
-/// hot shard for its whole batch, a few microseconds; sleeping in the kernel until it lets go
-/// costs both threads more than that (a futex call each, and a context switch to wake up):
-/// under `SADD -P 16` to one set from two connection threads, 15,000 sleeps a second, and
-/// 600 once the lock is tried for a while first.
-fn lock_for_batch(shard: &Arc<RwLock<Shard>>) -> ArcRwLockWriteGuard<RawRwLock, Shard> {
+/// Write-locks `shard` for a connection's batch ([`held`]); true with it if the lock was not
+/// free at once. Another connection thread keeps a hot shard for its whole batch, a few
+/// microseconds; sleeping in the kernel until it lets go costs both threads more than that (a
+/// futex call each, and a context switch to wake up): under `SADD -P 16` to one set from two
+/// connection threads, 15,000 sleeps a second, and 600 once the lock is tried for a while
+/// first.
+fn lock_for_batch(shard: &Arc<RwLock<Shard>>) -> (ArcRwLockWriteGuard<RawRwLock, Shard>, bool) {
+    if let Some(guard) = shard.try_write_arc() {
+        return (guard, false);
+    }
     for _ in 0..LOCK_SPINS {
         if let Some(guard) = shard.try_write_arc() {
-            return guard;
+            return (guard, true);
         }
         std::hint::spin_loop();
     }
-    shard.write_arc()
+    (shard.write_arc(), true)
 }
 
 #[cfg(test)]

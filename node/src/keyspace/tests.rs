@@ -236,6 +236,57 @@ fn connection_writes_hold_their_shard_until_released() {
     assert!(!held::holding());
 }
 
+/// A write that found its shard kept by another thread's batch reports that thread's tag and
+/// the shard; one that took a free lock, or one this thread wrote last, reports nothing. Writes
+/// of the watched shard are reported either way.
+#[test]
+fn a_write_that_waited_reports_whose_batch_it_waited_behind() {
+    use crate::write_set::LockReport;
+    let ks = Arc::new(keyspace());
+    let shard = ks.shard_index(b"a");
+    let (tag_tx, tag_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let other = Arc::clone(&ks);
+    let holder = std::thread::spawn(move || {
+        let mut ws = WriteSet::for_connection();
+        incr(&other, b"a", 1, &mut ws);
+        tag_tx.send(thread_tag()).unwrap();
+        go_rx.recv().unwrap();
+        // Give the waiter time to find the lock taken (a synchronisation gap, not a timing
+        // assertion: the waiter only has to reach its first attempt).
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        release_held();
+    });
+    let holder_tag = tag_rx.recv().unwrap();
+    assert_ne!(holder_tag, thread_tag());
+    let mut ws = WriteSet::for_connection();
+    ws.watch(Some(shard));
+    go_tx.send(()).unwrap();
+    assert_eq!(incr(&ks, b"a", 1, &mut ws), 2);
+    holder.join().unwrap();
+    let waited = LockReport {
+        waited: Some((holder_tag, shard)),
+        wrote_watched: true,
+    };
+    assert_eq!(ws.take_locks(), waited);
+    // Kept by this thread: no new lock, nothing to report.
+    incr(&ks, b"a", 1, &mut ws);
+    assert_eq!(ws.take_locks(), LockReport::default());
+    // Locked again after a release: free, and this thread wrote it last.
+    release_held();
+    incr(&ks, b"a", 1, &mut ws);
+    let free = LockReport {
+        waited: None,
+        wrote_watched: true,
+    };
+    assert_eq!(ws.take_locks(), free);
+    release_held();
+    ws.watch(None);
+    incr(&ks, b"a", 1, &mut ws);
+    assert_eq!(ws.take_locks(), LockReport::default());
+    release_held();
+}
+
 /// Runs `during` while another thread keeps the shard that `write` wrote locked (a plain
 /// write set releases after each write, so the write goes through a connection's write set on
 /// that thread).

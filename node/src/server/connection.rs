@@ -11,6 +11,10 @@
 //! A protocol error is answered after the replies of the requests before it, and the
 //! connection is closed, like Redis. Shutdown is noticed only while waiting for input, so a
 //! batch that started is always finished and answered.
+//!
+//! Between two batches, with its replies written and nothing held or pending, a connection may
+//! move to another connection thread ([`super::affinity`]): [`run`] then returns its state and
+//! socket ([`Ended::Moved`]) and the new thread carries on with [`resume`].
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -22,14 +26,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::affinity::{Affinity, BatchLocks};
 use super::ahead::Ahead;
 use super::input::{Full, InputBuffer};
-use crate::clients::BufferSizes;
+use super::threads::Placement;
+use crate::clients::{BufferSizes, Registration};
 use crate::commands;
 use crate::resp::{Args, Parsed, Protocol, ProtocolError, ReplyWriter, RequestParser};
 use crate::session::Session;
 use crate::state::NodeState;
-use crate::write_set::{WriteSet, commit_batch};
+use crate::write_set::{LockReport, WriteSet, commit_batch};
 
 /// An emptied output buffer larger than this is given back to the allocator.
 const REPLY_KEEP_BYTES: usize = 64 * 1024;
@@ -50,7 +56,8 @@ enum Stop {
 
 struct Connection {
     state: Arc<NodeState>,
-    stream: TcpStream,
+    placement: Arc<Placement>,
+    affinity: Affinity,
     session: Session,
     input: InputBuffer,
     parser: RequestParser,
@@ -62,14 +69,40 @@ struct Connection {
     reply_max: usize,
 }
 
-/// Serves one accepted connection until the client leaves, a protocol error, QUIT, or
-/// shutdown.
+/// A connection between two threads: everything it is but its socket.
+pub struct Paused {
+    conn: Connection,
+    /// Keeps the client registered while it lives, on whichever thread.
+    _registration: Registration,
+    peer: SocketAddr,
+    stop: watch::Receiver<bool>,
+}
+
+/// How a connection's run on a thread ended.
+pub enum Ended {
+    /// The connection is closed.
+    Closed,
+    /// The connection moves to thread `to` ([`super::affinity`]): start it there with
+    /// [`resume`] on this socket.
+    Moved {
+        /// The thread's index in the [`Placement`].
+        to: usize,
+        /// The socket, deregistered from this thread's runtime.
+        stream: std::net::TcpStream,
+        /// The rest of the connection.
+        paused: Box<Paused>,
+    },
+}
+
+/// Serves one accepted connection until the client leaves, a protocol error, QUIT, shutdown,
+/// or a move to another of the threads of `placement`.
 pub async fn run(
     state: Arc<NodeState>,
+    placement: Arc<Placement>,
     stream: TcpStream,
     peer: SocketAddr,
     stop: watch::Receiver<bool>,
-) {
+) -> Ended {
     let laddr = stream.local_addr().unwrap_or(peer);
     let registration = match state.clients.register(peer, laddr, stream.as_raw_fd()) {
         Ok(registration) => registration,
@@ -80,14 +113,14 @@ pub async fn run(
                 .fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%peer, "refused a connection: server.connections_max reached");
             super::refuse(stream).await;
-            return;
+            return Ended::Closed;
         }
     };
     // Small replies must not wait for Nagle's algorithm; failure only costs latency.
     let _ = stream.set_nodelay(true);
     let limits = &state.config.limits;
     let to_usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
-    let mut conn = Connection {
+    let conn = Connection {
         session: Session::new(Arc::clone(&registration.info), state.password_required()),
         input: InputBuffer::new(to_usize(limits.query_buffer_bytes_max)),
         parser: RequestParser::new(),
@@ -96,22 +129,66 @@ pub async fn run(
         writes: WriteSet::for_connection(),
         pipeline_max: to_usize(limits.pipeline_commands_max),
         reply_max: to_usize(limits.reply_buffer_bytes_max),
-        stream,
+        affinity: Affinity::new(),
+        placement,
         state,
     };
     tracing::debug!(client = conn.session.id, %peer, "client connected");
-    if let Err(reason) = conn.serve(stop).await {
-        tracing::debug!(client = conn.session.id, %peer, reason, "client disconnected");
+    let paused = Paused {
+        conn,
+        _registration: registration,
+        peer,
+        stop,
+    };
+    serve_until_end(Box::new(paused), stream).await
+}
+
+/// Carries on serving a connection that moved to this thread ([`Ended::Moved`]).
+pub async fn resume(paused: Box<Paused>, stream: TcpStream) -> Ended {
+    serve_until_end(paused, stream).await
+}
+
+async fn serve_until_end(mut paused: Box<Paused>, mut stream: TcpStream) -> Ended {
+    let Paused {
+        conn, peer, stop, ..
+    } = &mut *paused;
+    match conn.serve(&mut stream, stop).await {
+        Ok(to) => {
+            let id = conn.session.id;
+            match stream.into_std() {
+                Ok(stream) => {
+                    conn.state
+                        .stats
+                        .connection_moves
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::trace!(client = id, to, "client moves to another thread");
+                    Ended::Moved { to, stream, paused }
+                }
+                // Deregistering fails only if the socket is already unusable.
+                Err(error) => {
+                    tracing::debug!(client = id, %error, "client lost while moving");
+                    Ended::Closed
+                }
+            }
+        }
+        Err(reason) => {
+            tracing::debug!(client = conn.session.id, %peer, reason, "client disconnected");
+            // Unregister before the socket closes, so a client that saw the connection end
+            // never finds itself in a later CLIENT LIST or connected_clients.
+            drop(paused);
+            drop(stream);
+            Ended::Closed
+        }
     }
-    // Unregister before the socket closes, so a client that saw the connection end never
-    // finds itself in a later CLIENT LIST or connected_clients.
-    drop(registration);
-    drop(conn);
 }
 
 impl Connection {
-    /// The connection loop; returns why it ended.
-    async fn serve(&mut self, stop: watch::Receiver<bool>) -> Result<(), &'static str> {
+    /// The connection loop; returns why it ended, or the thread to move to.
+    async fn serve(
+        &mut self,
+        stream: &mut TcpStream,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<usize, &'static str> {
         let idle = match self.state.config.server.client_idle_timeout_ms {
             0 => None,
             ms => Some(Duration::from_millis(ms)),
@@ -126,12 +203,16 @@ impl Connection {
         tokio::pin!(shutdown);
         loop {
             let stop_reason = self.execute_buffered();
-            self.finish_batch().await?;
+            let (wrote, locks) = (!self.writes.is_empty(), self.writes.take_locks());
+            self.finish_batch(stream).await?;
             if stop_reason == Stop::Close {
                 return Err("closed after reply");
             }
             if *stop.borrow() {
                 return Err("shutdown");
+            }
+            if wrote && let Some(to) = self.next_thread(locks) {
+                return Ok(to);
             }
             if stop_reason == Stop::Limit {
                 continue;
@@ -147,7 +228,7 @@ impl Connection {
                 // Input first: no random branch order needed, shutdown is noticed at the next
                 // wait anyway.
                 biased;
-                read = self.stream.read(spare) => read,
+                read = stream.read(spare) => read,
                 () = &mut shutdown => return Err("shutdown"),
                 () = idle_timer(idle) => return Err("idle timeout"),
             };
@@ -258,17 +339,33 @@ impl Connection {
         stop
     }
 
+    /// Feeds what the locks of a batch that wrote showed to the placement rules; the thread to
+    /// move to, if any.
+    fn next_thread(&mut self, locks: LockReport) -> Option<usize> {
+        let placement = &self.placement;
+        let me = placement.current()?;
+        let batch = BatchLocks {
+            wrote: true,
+            waited: locks
+                .waited
+                .and_then(|(tag, shard)| Some((placement.index_of(tag)?, shard))),
+            wrote_watched: locks.wrote_watched,
+        };
+        let to = self
+            .affinity
+            .after_batch(me, batch, placement.len(), |i| placement.load(i));
+        self.writes.watch(self.affinity.watched());
+        to
+    }
+
     /// Commits the batch's writes, then writes its replies in one write.
-    async fn finish_batch(&mut self) -> Result<(), &'static str> {
+    async fn finish_batch(&mut self, stream: &mut TcpStream) -> Result<(), &'static str> {
         if let Err(error) = commit_batch(&self.state, &mut self.writes, &mut self.reply).await {
             tracing::error!(%error, client = self.session.id, "commit failed; write replies became errors");
         }
         if !self.reply.is_empty() {
             let bytes = self.reply.as_bytes();
-            self.stream
-                .write_all(bytes)
-                .await
-                .map_err(|_| "write error")?;
+            stream.write_all(bytes).await.map_err(|_| "write error")?;
             self.state
                 .stats
                 .net_output_bytes

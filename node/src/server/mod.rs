@@ -7,10 +7,12 @@
 //!   in order, commit the batch's writes once, write all replies in one write; [`ahead`]
 //!   parses the requests of a batch ahead, to prefetch their keys and run them from there.
 //! * [`threads`] runs the connections: a fixed set of threads, each with its own event loop,
-//!   a connection staying on the thread it was given.
+//!   a connection staying on the thread it was given unless [`affinity`] moves it (the
+//!   writers of a hot key gather on one thread).
 //! * [`input`] is the connection's read buffer; [`signals`] turns SIGINT/SIGTERM into the
 //!   shutdown request.
 
+pub mod affinity;
 pub mod ahead;
 pub mod connection;
 pub mod input;
@@ -27,7 +29,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 use crate::state::NodeState;
-use threads::ConnectionThreads;
+use connection::Ended;
+use threads::{ConnectionThreads, Placement};
 
 /// How long the accept loop pauses after an accept error (out of file descriptors, for
 /// example) before trying again, instead of spinning on the error.
@@ -62,6 +65,7 @@ pub async fn serve(
         state.config.server.connection_threads,
     ))?;
     tracing::info!(threads = threads.len(), "connection threads started");
+    let placement = threads.placement();
     let (stop_tx, stop_rx) = watch::channel(false);
     // Every connection task holds a clone of `done_tx`; when the last one is dropped,
     // `done_rx` yields `None`: all connections have finished.
@@ -74,10 +78,12 @@ pub async fn serve(
                 Ok((stream, peer)) => {
                     state.stats.connections_received.fetch_add(1, Ordering::Relaxed);
                     let (state, stop, done) = (Arc::clone(&state), stop_rx.clone(), done_tx.clone());
+                    let to_run = Arc::clone(&placement);
                     let start: threads::Start = Box::new(move |stream| {
                         Box::pin(async move {
-                            connection::run(state, stream, peer, stop).await;
-                            drop(done);
+                            let placement = Arc::clone(&to_run);
+                            let ended = connection::run(state, to_run, stream, peer, stop).await;
+                            carry_on(ended, placement, done);
                         })
                     });
                     if let Err(error) = threads.spawn(stream, start) {
@@ -117,6 +123,27 @@ pub async fn serve(
         tracing::error!("stopping the connection threads panicked");
     }
     Ok(())
+}
+
+/// Hands a connection that moves to its new thread, which resumes it ([`Ended::Moved`]).
+/// `done` goes along: the connection counts as running until it has ended on its last thread.
+fn carry_on(ended: Ended, placement: Arc<Placement>, done: mpsc::Sender<()>) {
+    let Ended::Moved { to, stream, paused } = ended else {
+        // Ended for good: shutdown no longer waits for it.
+        drop(done);
+        return;
+    };
+    let to_run = Arc::clone(&placement);
+    let start: threads::Start = Box::new(move |stream| {
+        Box::pin(async move {
+            let ended = connection::resume(paused, stream).await;
+            carry_on(ended, to_run, done);
+        })
+    });
+    if let Err(error) = placement.hand_to(to, stream, start) {
+        // Only at shutdown: the connection is dropped, as it would be on its own thread.
+        tracing::debug!(%error, "cannot move a connection to another thread");
+    }
 }
 
 /// Refuses a connection beyond `server.connections_max` the way Redis does.
