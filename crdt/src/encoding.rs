@@ -5,7 +5,9 @@
 //!   instead of misreading it. Bump [`FORMAT_VERSION`] (and add a golden vector) on any change.
 //! * Encodings are **canonical**: every type keeps a normalised representation (sorted vectors,
 //!   compacted contexts, maximal text runs), so equal states encode to equal bytes. Anti-entropy
-//!   compares hashes of these bytes, and golden vectors in `tests/golden/` pin them.
+//!   compares hashes of these bytes, and golden vectors in `tests/golden/` pin them. The one
+//!   exception is the state storage rewrites now and then, which lists a set's members in table
+//!   order ([`crate::value::encode_state`]); decoding accepts set members in any order.
 //! * **Decoding untrusted bytes** returns an error and never panics. It reads from a borrowed
 //!   in-memory slice, so a length prefix in the input can never make it allocate more than the
 //!   input's own size; serde's sequence visitors cap pre-allocation ("cautious" size hints); nesting depth is

@@ -312,8 +312,10 @@ impl Serialize for OrSet {
 }
 
 impl<'de> Deserialize<'de> for OrSet {
-    /// Accepts only canonical, consistent state: members sorted and unique, each with a sorted,
-    /// non-empty set of dots that are all in the context, and no dot supporting two members.
+    /// Accepts only consistent state: members unique, each with a sorted, non-empty set of
+    /// dots that are all in the context, and no dot supporting two members. Members may come in
+    /// any order: the canonical encoding sorts them, the state storage keeps lists them as its
+    /// table holds them ([`crate::value::encode_state`]); both are the same set.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error as _;
         let (raw, ctx): (Vec<(serde_bytes::ByteBuf, DotSet)>, CausalContext) =
@@ -322,13 +324,6 @@ impl<'de> Deserialize<'de> for OrSet {
             ctx,
             ..OrSet::default()
         };
-        let mut previous: Option<&[u8]> = None;
-        for (member, _) in &raw {
-            if previous.is_some_and(|p| p >= member.as_slice()) {
-                return Err(D::Error::custom("set members must be sorted and unique"));
-            }
-            previous = Some(member);
-        }
         for (member, dots) in raw {
             let ordered = !dots.is_empty() && dots.windows(2).all(|w| w[0] < w[1]);
             if !ordered || dots.iter().any(|&d| !set.ctx.contains(d)) {
@@ -338,7 +333,9 @@ impl<'de> Deserialize<'de> for OrSet {
             }
             let member = Member::from(member.into_vec());
             set.member_bytes += member.len() as u64;
-            set.entries.insert(member, dots);
+            if set.entries.insert(member, dots).is_some() {
+                return Err(D::Error::custom("set members must be unique"));
+            }
         }
         if set.entries.dots_sorted().windows(2).any(|w| w[0] == w[1]) {
             return Err(D::Error::custom("one dot supports two set members"));
@@ -360,6 +357,28 @@ mod tests {
 
     fn summed(s: &OrSet) -> u64 {
         s.iter().map(|m| m.len() as u64).sum()
+    }
+
+    /// Members decode in any order (storage's state lists them in table order), but a member
+    /// listed twice is refused.
+    #[test]
+    fn decoding_takes_members_in_any_order_but_refuses_duplicates() {
+        use crate::encoding::{decode, encode};
+        let mut s = OrSet::new();
+        s.add(A, [b"a".as_slice(), b"b", b"c"]);
+        let listed = |order: &[&[u8]]| {
+            let entries: Vec<(serde_bytes::ByteBuf, DotSet)> = order
+                .iter()
+                .map(|m| (serde_bytes::ByteBuf::from(m.to_vec()), s.dots_of(m).into()))
+                .collect();
+            encode(&(entries, s.context()))
+        };
+        assert_eq!(decode::<OrSet>(&listed(&[b"c", b"a", b"b"])), Ok(s.clone()));
+        assert_eq!(decode::<OrSet>(&listed(&[b"a", b"b", b"c"])), Ok(s.clone()));
+        match decode::<OrSet>(&listed(&[b"a", b"b", b"a"])) {
+            Err(crate::DecodeError::Malformed(m)) => assert!(m.contains("unique"), "{m}"),
+            other => panic!("a duplicate member decoded: {other:?}"),
+        }
     }
 
     /// The derived byte count follows every way members come and go.

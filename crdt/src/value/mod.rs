@@ -29,7 +29,7 @@ pub use ops::parse_integer;
 mod counter;
 mod part;
 mod wire;
-pub use wire::encode_value;
+pub use wire::{encode_state, encode_value};
 
 use serde::{Deserialize, Deserializer, Serialize};
 

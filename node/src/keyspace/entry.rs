@@ -15,7 +15,7 @@
 //! a delta arriving after a newer base is merely redundant, because merge is idempotent.
 
 use crdt::Value;
-use crdt::value::encode_value;
+use crdt::value::{encode_state, encode_value};
 use gossip::digest::EntryDigest;
 use storage::Op;
 
@@ -152,7 +152,8 @@ impl Entry {
     }
 
     fn rebase(&mut self, seq: u64) -> Op {
-        let state = encode_value(&self.value);
+        // Members in table order: sorting a large set's costs more than encoding it.
+        let state = encode_state(&self.value);
         self.set_sizes(state.len(), 0);
         Op::PutState {
             key: self.key.to_vec(),
