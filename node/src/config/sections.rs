@@ -55,8 +55,9 @@ pub struct ServerSection {
     /// On SIGINT/SIGTERM, how long to wait for connections to finish their in-flight batch and
     /// write their replies before the node stops anyway (storage is flushed in both cases).
     pub shutdown_timeout_ms: u64,
-    /// Threads that run client connections, each an event loop of its own that a connection
-    /// stays on; 0 starts one per CPU core.
+    /// Threads that run client connections, each an event loop of its own; a connection
+    /// starts on the least busy one, and the writers of a hot key gather on one
+    /// (`server::affinity`). 0 starts one per CPU core.
     pub connection_threads: u64,
 }
 

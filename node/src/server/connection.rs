@@ -140,15 +140,12 @@ pub async fn run(
         peer,
         stop,
     };
-    serve_until_end(Box::new(paused), stream).await
+    resume(Box::new(paused), stream).await
 }
 
-/// Carries on serving a connection that moved to this thread ([`Ended::Moved`]).
-pub async fn resume(paused: Box<Paused>, stream: TcpStream) -> Ended {
-    serve_until_end(paused, stream).await
-}
-
-async fn serve_until_end(mut paused: Box<Paused>, mut stream: TcpStream) -> Ended {
+/// Serves a connection from where it is, on this thread: a new one from [`run`], or one that
+/// moved here ([`Ended::Moved`]).
+pub async fn resume(mut paused: Box<Paused>, mut stream: TcpStream) -> Ended {
     let Paused {
         conn, peer, stop, ..
     } = &mut *paused;
