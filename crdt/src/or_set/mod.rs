@@ -90,7 +90,7 @@ impl OrSet {
         self.entries.slot_hints(member, fetch);
     }
 
-    /// The members and their dots (for [`crate::value::encode_value`]).
+    /// The members and their dots (for the hand-written encodings in `value::wire`).
     pub(crate) fn members(&self) -> &Members {
         &self.entries
     }

@@ -245,40 +245,51 @@ fn a_write_that_waited_reports_whose_batch_it_waited_behind() {
     let ks = Arc::new(keyspace());
     let shard = ks.shard_index(b"a");
     let (tag_tx, tag_rx) = std::sync::mpsc::channel();
-    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-    let other = Arc::clone(&ks);
-    let holder = std::thread::spawn(move || {
-        let mut ws = WriteSet::for_connection();
-        incr(&other, b"a", 1, &mut ws);
-        tag_tx.send(thread_tag()).unwrap();
-        go_rx.recv().unwrap();
-        // Give the waiter time to find the lock taken (a synchronisation gap, not a timing
-        // assertion: the waiter only has to reach its first attempt).
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        release_held();
-    });
+    let mut waiter = None;
+    while_another_thread_writes(
+        &ks,
+        move |ks, ws| {
+            incr(ks, b"a", 1, ws);
+            tag_tx.send(thread_tag()).unwrap();
+        },
+        || {
+            let ks = Arc::clone(&ks);
+            waiter = Some(std::thread::spawn(move || {
+                let mut ws = WriteSet::for_connection();
+                ws.watch(Some(shard));
+                assert_eq!(incr(&ks, b"a", 1, &mut ws), 2);
+                release_held();
+                (thread_tag(), ws.take_locks())
+            }));
+            // Give the waiter time to find the lock taken before it is released (a
+            // synchronisation gap, not a timing assertion: the waiter only has to reach its
+            // first attempt).
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        },
+    );
     let holder_tag = tag_rx.recv().unwrap();
-    assert_ne!(holder_tag, thread_tag());
-    let mut ws = WriteSet::for_connection();
-    ws.watch(Some(shard));
-    go_tx.send(()).unwrap();
-    assert_eq!(incr(&ks, b"a", 1, &mut ws), 2);
-    holder.join().unwrap();
+    let (waiter_tag, report) = waiter.unwrap().join().unwrap();
+    assert_ne!(holder_tag, waiter_tag);
     let waited = LockReport {
         waited: Some((holder_tag, shard)),
         wrote_watched: true,
     };
-    assert_eq!(ws.take_locks(), waited);
+    assert_eq!(report, waited);
+    // The waiter wrote last and let go: the lock is free for this thread.
+    let mut ws = WriteSet::for_connection();
+    ws.watch(Some(shard));
+    incr(&ks, b"a", 1, &mut ws);
+    let free = LockReport {
+        waited: None,
+        wrote_watched: true,
+    };
+    assert_eq!(ws.take_locks(), free);
     // Kept by this thread: no new lock, nothing to report.
     incr(&ks, b"a", 1, &mut ws);
     assert_eq!(ws.take_locks(), LockReport::default());
     // Locked again after a release: free, and this thread wrote it last.
     release_held();
     incr(&ks, b"a", 1, &mut ws);
-    let free = LockReport {
-        waited: None,
-        wrote_watched: true,
-    };
     assert_eq!(ws.take_locks(), free);
     release_held();
     ws.watch(None);
