@@ -8,11 +8,14 @@
 use std::hint::black_box;
 
 use crdt::encoding::{decode, encode};
+use crdt::value::encode_value;
 use crdt::{GCounter, LwwRegister, Merge, NodeId, OrSet, PnCounter, Timestamp, Value};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
 /// Members per set in the set benchmarks.
 const SET_MEMBERS: u64 = 1000;
+/// Members of the large set that `SADD` of a present member is measured on.
+const LARGE_SET_MEMBERS: u64 = 100_000;
 /// Nodes contributing to the counters that are merged.
 const COUNTER_NODES: u64 = 8;
 
@@ -212,6 +215,22 @@ fn value(c: &mut Criterion) {
             i += 1;
             let m = member(SET_MEMBERS + i % SET_MEMBERS);
             black_box(v.sadd(ts(1 + i, 1), &[m.as_slice()]).unwrap())
+        });
+    });
+    // What `SADD` of a present member to a large set costs before storage: the re-add, and the
+    // encoding of its delta that the write persists.
+    let big: Vec<Vec<u8>> = (0..LARGE_SET_MEMBERS).map(member).collect();
+    let mut large = Value::new();
+    large
+        .sadd(ts(1, 1), &big.iter().map(Vec::as_slice).collect::<Vec<_>>())
+        .unwrap();
+    g.bench_function("sadd_present_to_100k_and_encode", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i += 1;
+            let m = big[(i * 7919 % LARGE_SET_MEMBERS) as usize].as_slice();
+            let (delta, added) = large.sadd(ts(1 + i, 1), &[m]).unwrap();
+            black_box((encode_value(&delta), added))
         });
     });
     let mut register = Value::new();
