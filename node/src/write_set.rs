@@ -43,6 +43,8 @@ pub struct WriteSet {
     locks: LockReport,
     /// The shard whose writes [`LockReport::wrote_watched`] reports.
     watched: Option<usize>,
+    /// The wall clock as the batch's first write read it ([`wall_ms`](Self::wall_ms)).
+    wall_ms: Option<u64>,
 }
 
 /// What the shard locks taken by a connection's writes showed, for its placement on a
@@ -115,6 +117,15 @@ impl WriteSet {
         self.watched = index;
     }
 
+    /// The wall clock (milliseconds) that the batch's writes are stamped from: read by the
+    /// first write of the batch and reused by the others. A batch holds the requests of one
+    /// read, all sent before it started executing, so every write is still stamped no earlier
+    /// than its request was sent; the HLC keeps the stamps strictly increasing. It spares a
+    /// pipeline of writes a clock read per command (a tenth of `SADD`'s own work).
+    pub fn wall_ms(&mut self) -> u64 {
+        *self.wall_ms.get_or_insert_with(crate::keyspace::wall_ms)
+    }
+
     /// True when there is nothing to commit.
     pub fn is_empty(&self) -> bool {
         self.batch.is_empty() && self.deltas.is_empty()
@@ -144,6 +155,7 @@ impl WriteSet {
         self.batch = Batch::new();
         self.deltas.clear();
         self.durable_replies.clear();
+        self.wall_ms = None;
     }
 }
 

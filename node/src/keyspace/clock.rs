@@ -44,7 +44,13 @@ impl NodeClock {
     /// A timestamp for a local write. When it reaches the persisted ceiling, returns also the
     /// op that persists a new one; the caller commits it with the write.
     pub fn now(&self) -> (Timestamp, Option<Op>) {
-        let ts = self.hlc.lock().now(wall_ms());
+        self.now_at(wall_ms())
+    }
+
+    /// [`now`](Self::now) with the wall clock read by the caller (`wall`, milliseconds): the
+    /// timestamp is at least `wall` and above every one issued or observed before.
+    pub fn now_at(&self, wall: u64) -> (Timestamp, Option<Op>) {
+        let ts = self.hlc.lock().now(wall);
         let ceiling = self.ceiling_ms.load(Ordering::Relaxed);
         if ts.physical_ms < ceiling {
             return (ts, None);

@@ -164,20 +164,26 @@ impl Keyspace {
         // many.
         const SLICE: usize = 32;
         for keys in keys.chunks(SLICE) {
-            let mut shards = [0usize; SLICE];
+            let mut shards = [None; SLICE];
             let mut hashes = [None; SLICE];
-            for (shard, key) in shards.iter_mut().zip(keys) {
-                *shard = self.shard_index(key);
-                prefetch::prefetch_lines(Arc::as_ptr(&self.shards[*shard]));
+            for (i, (shard, key)) in shards.iter_mut().zip(keys).enumerate() {
+                // A key repeating the one before it (a pipeline of writes to one hot key) is
+                // fetched already: skipping it spares its hashes and two lock round trips.
+                if i > 0 && keys[i - 1] == *key {
+                    continue;
+                }
+                let index = self.shard_index(key);
+                prefetch::prefetch_lines(Arc::as_ptr(&self.shards[index]));
+                *shard = Some(index);
             }
-            for ((&shard, hash), key) in shards.iter().zip(&mut hashes).zip(keys) {
-                if let Some(shard) = self.shards[shard].try_read() {
+            for ((shard, hash), key) in shards.iter().zip(&mut hashes).zip(keys) {
+                if let Some(shard) = shard.and_then(|index| self.shards[index].try_read()) {
                     *hash = Some(shard.entries.prefetch(key));
                 }
             }
-            for ((&shard, hash), key) in shards.iter().zip(hashes).zip(keys) {
-                if let Some(hash) = hash
-                    && let Some(shard) = self.shards[shard].try_read()
+            for ((shard, hash), key) in shards.iter().zip(hashes).zip(keys) {
+                if let (Some(index), Some(hash)) = (shard, hash)
+                    && let Some(shard) = self.shards[*index].try_read()
                 {
                     shard.entries.prefetch_data(hash, key);
                 }
@@ -222,7 +228,8 @@ impl Keyspace {
         f(shard.entries.get(key).map(|e| &e.value))
     }
 
-    /// Runs the mutation `f` on `key` with a fresh timestamp. When `f` returns a delta, the op
+    /// Runs the mutation `f` on `key` with a fresh timestamp (from the batch's wall clock
+    /// reading, [`WriteSet::wall_ms`]). When `f` returns a delta, the op
     /// that persists the change, and on a replicated keyspace the delta to ship, are pushed into
     /// `ws`. On error, `f` must have left the value unchanged (every `crdt` mutator guarantees
     /// it). A connection's write set keeps the shard locked for its next command ([`held`]).
@@ -232,7 +239,7 @@ impl Keyspace {
         ws: &mut WriteSet,
         f: impl FnOnce(&mut Value, Timestamp) -> Result<(R, Option<Value>), crdt::Error>,
     ) -> Result<R, crdt::Error> {
-        let (ts, ceiling) = self.clock.now();
+        let (ts, ceiling) = self.clock.now_at(ws.wall_ms());
         if let Some(op) = ceiling {
             // Persist the new ceiling even if the write fails: the clock has moved past the old
             // one in memory.

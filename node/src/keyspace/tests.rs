@@ -332,7 +332,7 @@ fn prefetch_changes_nothing_and_never_waits() {
     // This thread keeps the shard of `a` locked for writing: a blocking read lock would
     // deadlock here.
     assert!(held::holding());
-    ks.prefetch(&[b"a", b"absent", b""]);
+    ks.prefetch(&[b"a", b"a", b"absent", b""]);
     release_held();
     // Another thread holds the shard's write lock.
     while_another_thread_writes(

@@ -141,3 +141,33 @@ async fn deltas_are_published_after_a_successful_commit_only() {
     commit_batch(&state, &mut writes, &mut reply).await.unwrap();
     assert_eq!(*sink.0.lock(), vec![b"b".to_vec()]);
 }
+
+/// The writes of one batch are stamped from the clock reading of its first write, and each
+/// committed batch reads the clock afresh.
+#[tokio::test]
+async fn a_batch_reads_the_wall_clock_once() {
+    let state = NodeState::in_memory(Config::default(), Arc::new(MemStore::new()));
+    let ks = &state.keyspace;
+    let mut writes = WriteSet::new();
+    let mut reply = ReplyWriter::new(Protocol::Resp2);
+    let incr = |writes: &mut WriteSet| {
+        ks.write(b"c", writes, |v, ts| Ok((ts, Some(v.incr_by(ts, 1)?.0))))
+            .unwrap()
+    };
+    let before = crate::keyspace::wall_ms();
+    let first = incr(&mut writes);
+    let read = writes.wall_ms();
+    assert!(first.physical_ms >= before && read >= before);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let second = incr(&mut writes);
+    assert_eq!(writes.wall_ms(), read, "one reading for the whole batch");
+    assert!(second > first, "stamps still increase");
+    assert_eq!(second.physical_ms, first.physical_ms);
+    commit_batch(&state, &mut writes, &mut reply).await.unwrap();
+    let third = incr(&mut writes);
+    assert!(
+        third.physical_ms >= read + 20,
+        "the next batch reads the clock again ({} after {read})",
+        third.physical_ms
+    );
+}
