@@ -121,7 +121,8 @@ impl WriteSet {
     /// first write of the batch and reused by the others. A batch holds the requests of one
     /// read, all sent before it started executing, so every write is still stamped no earlier
     /// than its request was sent; the HLC keeps the stamps strictly increasing. It spares a
-    /// pipeline of writes a clock read per command (a tenth of `SADD`'s own work).
+    /// pipeline of writes a clock read per command (4% of the server's samples under
+    /// `SADD -P 16`).
     pub fn wall_ms(&mut self) -> u64 {
         *self.wall_ms.get_or_insert_with(crate::keyspace::wall_ms)
     }
