@@ -118,9 +118,9 @@ impl WriteSet {
     }
 
     /// The wall clock (milliseconds) that the batch's writes are stamped from: read by the
-    /// first write of the batch and reused by the others. A batch holds the requests of one
-    /// read, all sent before it started executing, so every write is still stamped no earlier
-    /// than its request was sent; the HLC keeps the stamps strictly increasing. It spares a
+    /// first write of the batch and reused by the others. Every request of a batch was received
+    /// before the batch started executing, so every write is still stamped no earlier than its
+    /// request was sent; the HLC keeps the stamps strictly increasing. It spares a
     /// pipeline of writes a clock read per command (4% of the server's samples under
     /// `SADD -P 16`).
     pub fn wall_ms(&mut self) -> u64 {

@@ -285,7 +285,12 @@ fn snapshot(con: &mut redis::Connection) -> redis::RedisResult<Vec<(String, Stri
                 members.sort();
                 members.join(",")
             }
-            _ => redis::cmd("GET").arg(key).query(con)?,
+            // Replication may drop the key between TYPE and GET: a nil then differs from every
+            // value, and the next poll looks again.
+            _ => redis::cmd("GET")
+                .arg(key)
+                .query::<Option<String>>(con)?
+                .unwrap_or_else(|| "(nil after TYPE)".to_owned()),
         };
         out.push((kind, value));
     }

@@ -359,7 +359,7 @@ mod tests {
         s.iter().map(|m| m.len() as u64).sum()
     }
 
-    /// Members decode in any order (storage's state lists them in table order), but a member
+    /// Members decode in any order (storage's state lists them in the order memory holds them), but a member
     /// listed twice is refused.
     #[test]
     fn decoding_takes_members_in_any_order_but_refuses_duplicates() {

@@ -302,7 +302,7 @@ mod tests {
         assert_eq!(encode_value(&set), encode(&set));
     }
 
-    /// The state encoding lists a set's members in table order: the same bytes up to that
+    /// The state encoding lists a set's members in the order memory holds them: the same bytes up to that
     /// order, and the same value decoded; it is the canonical encoding for every other type.
     #[test]
     fn the_state_encoding_decodes_to_the_same_value() {

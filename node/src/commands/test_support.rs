@@ -47,6 +47,8 @@ impl TestClient {
     pub fn run(&mut self, words: &[&str]) -> String {
         let args = ArgVec::new(words);
         self.reply.clear();
+        // Each command is a batch of its own, as on a connection (nothing is committed here).
+        self.writes.clear();
         crate::commands::execute(
             &self.state,
             &mut self.session,

@@ -152,7 +152,7 @@ impl Entry {
     }
 
     fn rebase(&mut self, seq: u64) -> Op {
-        // Members in table order: sorting a large set's costs more than encoding it.
+        // Members in the order memory holds them: sorting a large set's costs more than encoding it.
         let state = encode_state(&self.value);
         self.set_sizes(state.len(), 0);
         Op::PutState {
