@@ -88,6 +88,19 @@ impl WriteSet {
         self.pushes += 1;
     }
 
+    /// Appends a delta of `key` onto the batch's last record, when that is a delta record of
+    /// the same key ([`Batch::append_to_last_delta`]); `append` encodes it onto the record's
+    /// run. Returns how many bytes it took, or `None` (nothing pushed: push the op instead).
+    pub fn append_to_delta_run(
+        &mut self,
+        key: &[u8],
+        append: impl FnOnce(&mut Vec<u8>) -> bool,
+    ) -> Option<usize> {
+        let grown = self.batch.append_to_last_delta(key, append)?;
+        self.pushes += 1;
+        Some(grown)
+    }
+
     /// Adds the delta of a local write; it is replicated once the batch is committed.
     pub fn push_delta(&mut self, key: Vec<u8>, delta: crdt::Value, ts: crdt::Timestamp) {
         self.deltas.push(KeyDelta { key, delta, ts });

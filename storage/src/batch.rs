@@ -183,6 +183,37 @@ impl Batch {
         self.push(op);
     }
 
+    /// Appends to the last op in place, when it is a delta record of `key`: `append` writes
+    /// the next delta onto that record's run (returning false, with the run unchanged, to
+    /// refuse). Returns how many bytes the record grew by, or `None` if nothing was appended.
+    /// This is [`push_folding`](Self::push_folding) for a delta the caller has not encoded
+    /// yet: the delta then needs neither a buffer nor a key copy of its own.
+    pub fn append_to_last_delta(
+        &mut self,
+        key: &[u8],
+        append: impl FnOnce(&mut Vec<u8>) -> bool,
+    ) -> Option<usize> {
+        let Some(Op::AppendDelta {
+            key: last,
+            delta: run,
+            ..
+        }) = self.ops.last_mut()
+        else {
+            return None;
+        };
+        if last.as_slice() != key {
+            return None;
+        }
+        let before = run.len();
+        if !append(run) {
+            run.truncate(before);
+            return None;
+        }
+        let grown = run.len() - before;
+        self.bytes += grown;
+        Some(grown)
+    }
+
     /// Moves every op of `other` to the end of this batch (no copy of keys or values).
     pub fn extend(&mut self, other: Batch) {
         self.bytes += other.bytes;
@@ -294,6 +325,30 @@ mod tests {
         b.push_folding(state(b"t", 6, b"fuller"), join);
         assert_eq!(b.ops().last(), Some(&state(b"t", 6, b"fuller")));
         assert_eq!(b.len(), 3);
+        assert_eq!(b.bytes(), b.ops().iter().map(Op::bytes).sum::<usize>());
+    }
+
+    #[test]
+    fn a_delta_is_appended_in_place_only_to_a_delta_record_of_its_key() {
+        let mut b = Batch::new();
+        let append = |run: &mut Vec<u8>| {
+            run.extend_from_slice(b"cd");
+            true
+        };
+        assert_eq!(b.append_to_last_delta(b"s", append), None);
+        b.push(delta(b"s", 1, b"ab"));
+        assert_eq!(b.append_to_last_delta(b"s", append), Some(2));
+        assert_eq!(b.ops(), &[delta(b"s", 1, b"abcd")]);
+        // Another key, a refusal (whatever it wrote is undone) or a base: nothing appended.
+        assert_eq!(b.append_to_last_delta(b"t", append), None);
+        let refuse = |run: &mut Vec<u8>| {
+            run.push(0);
+            false
+        };
+        assert_eq!(b.append_to_last_delta(b"s", refuse), None);
+        b.push(state(b"u", 2, b"full"));
+        assert_eq!(b.append_to_last_delta(b"u", append), None);
+        assert_eq!(b.ops(), &[delta(b"s", 1, b"abcd"), state(b"u", 2, b"full")]);
         assert_eq!(b.bytes(), b.ops().iter().map(Op::bytes).sum::<usize>());
     }
 

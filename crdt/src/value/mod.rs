@@ -29,7 +29,7 @@ pub use ops::parse_integer;
 mod counter;
 mod part;
 mod wire;
-pub use wire::{encode_state, encode_value};
+pub use wire::{encode_state, encode_value, encode_value_to_run};
 
 use serde::{Deserialize, Deserializer, Serialize};
 

@@ -46,15 +46,32 @@ enum Order {
     Table,
 }
 
+/// Appends the encoding of `value` (canonical, as [`encode_value`]) to `run`, a run of values
+/// encoded that way ([`crate::encoding::append_to_run`]), without an encoding of its own to
+/// copy and free: what a pipeline of writes to one key does for each of its deltas after the
+/// first. Returns false, changing nothing, if `run` is of another format version (or empty).
+pub fn encode_value_to_run(value: &Value, run: &mut Vec<u8>) -> bool {
+    if run.first() != Some(&FORMAT_VERSION) {
+        return false;
+    }
+    body_into(value, Order::Canonical, run);
+    true
+}
+
 fn encode_in(value: &Value, order: Order) -> Vec<u8> {
     let mut out = Vec::with_capacity(ENCODE_RESERVE_BYTES);
     out.push(FORMAT_VERSION);
-    let parts = value.slice();
-    array(&mut out, parts.len());
-    for part in parts {
-        part_into(part, order, &mut out);
-    }
+    body_into(value, order, &mut out);
     out
+}
+
+/// The encoding of `value` after its version marker.
+fn body_into(value: &Value, order: Order, out: &mut Vec<u8>) {
+    let parts = value.slice();
+    array(out, parts.len());
+    for part in parts {
+        part_into(part, order, out);
+    }
 }
 
 fn part_into(part: &Part, order: Order, out: &mut Vec<u8>) {
@@ -228,6 +245,34 @@ mod tests {
             physical_ms: ms,
             logical,
             node: NodeId(node),
+        }
+    }
+
+    #[test]
+    fn a_value_encoded_onto_a_run_is_the_run_of_its_encoding() {
+        let mut set = Value::new();
+        let (first, _) = set.sadd(ts(1, 0, 7), &[b"a".as_slice()]).unwrap();
+        let (second, _) = set.sadd(ts(2, 0, 7), &[b"a".as_slice(), b"b"]).unwrap();
+        let mut register = Value::new();
+        let third = register.set_register(ts(3, 0, 7), b"v");
+        let mut expected = encode_value(&first);
+        let mut run = expected.clone();
+        for delta in [&second, &third] {
+            assert!(crate::encoding::append_to_run(
+                &mut expected,
+                &encode_value(delta)
+            ));
+            assert!(encode_value_to_run(delta, &mut run));
+        }
+        assert_eq!(run, expected);
+        let mut decoded = Vec::new();
+        crate::encoding::decode_run(&run, |v: Value| decoded.push(v)).unwrap();
+        assert_eq!(decoded, vec![first, second, third.clone()]);
+        // A run of another format version, or no run at all, is left alone.
+        for mut other in [vec![FORMAT_VERSION + 1, 0x90], Vec::new()] {
+            let before = other.clone();
+            assert!(!encode_value_to_run(&third, &mut other));
+            assert_eq!(other, before);
         }
     }
 

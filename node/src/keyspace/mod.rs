@@ -265,8 +265,7 @@ impl Keyspace {
         let existed = entry.value.exists();
         let outcome = f(&mut entry.value, ts);
         if let Ok((_, Some(delta))) = &outcome {
-            let op = entry.persist(delta);
-            ws.push_op(op);
+            entry.persist_into(delta, ws);
             if self.digests {
                 ws.push_delta(key.to_vec(), delta.clone(), ts);
                 shard.digest.mark_dirty(key, entry.digest_mut());
