@@ -5,10 +5,15 @@
 //! The script only needs python3 (3.11 or newer, for tomllib); without it the test says
 //! "skipped" and passes.
 
-use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+mod common;
+
+// Ports from `pick_port`: never one handed out before in this process, so the nodes' ports
+// are distinct (a port bound and released at once may be given out again by the kernel).
+use common::cluster::pick_port;
 
 const NODES: u64 = 3;
 
@@ -16,21 +21,6 @@ fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/cluster")
 }
 
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free TCP port")
-        .port()
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("free UDP port")
-        .port()
-}
-
-/// Why the script cannot run here, if it cannot.
 fn unsupported() -> Option<String> {
     match Command::new("python3")
         .args(["-c", "import tomllib"])
@@ -54,9 +44,9 @@ impl Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_dir = dir.path().join("config");
         std::fs::create_dir(&config_dir).unwrap();
-        let ports: Vec<u16> = (0..NODES).map(|_| free_tcp_port()).collect();
+        let ports: Vec<u16> = (0..NODES).map(|_| pick_port(false)).collect();
         let quic: Vec<String> = (0..NODES)
-            .map(|_| format!("127.0.0.1:{}", free_udp_port()))
+            .map(|_| format!("127.0.0.1:{}", pick_port(true)))
             .collect();
         let repo_configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/cluster");
         for id in 1..=NODES {
