@@ -78,19 +78,18 @@ impl WriteSet {
         self.hold_locks
     }
 
-    /// Adds a storage op; it is committed with the batch, before any reply is sent. An op on
-    /// the same key as the one before it is folded into it ([`Batch::push_folding`]): the
-    /// deltas of consecutive writes to a key become one record holding a run of them
-    /// ([`crdt::encoding::append_to_run`]), so a pipeline of writes to one hot key costs
-    /// storage one record instead of one per command.
+    /// Adds a storage op; it is committed with the batch, before any reply is sent. A base
+    /// replaces the record of its key just before it ([`Batch::push_folding`]).
     pub fn push_op(&mut self, op: Op) {
-        self.batch.push_folding(op, crdt::encoding::append_to_run);
+        self.batch.push_folding(op);
         self.pushes += 1;
     }
 
     /// Appends a delta of `key` onto the batch's last record, when that is a delta record of
     /// the same key ([`Batch::append_to_last_delta`]); `append` encodes it onto the record's
-    /// run. Returns how many bytes it took, or `None` (nothing pushed: push the op instead).
+    /// run ([`crdt::value::encode_value_to_run`]), so a pipeline of writes to one hot key
+    /// costs storage one record instead of one per command. Returns how many bytes it took,
+    /// or `None` (nothing pushed: push the op instead).
     pub fn append_to_delta_run(
         &mut self,
         key: &[u8],

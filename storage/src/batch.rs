@@ -148,46 +148,29 @@ impl Batch {
         self.ops.push(op);
     }
 
-    /// Adds `op` at the end, folded into the last op when both are of the same key and the
-    /// result is the same: a base replaces the base or delta before it (it includes them, and
-    /// its deletion of older deltas would drop that delta anyway), and a delta is appended to
-    /// the delta record before it by `join`, which knows how the caller's encoding
-    /// concatenates (it returns false to keep the records apart). Consecutive writes to one
-    /// key, a pipeline of `SADD`s to one set, then cost one record.
-    pub fn push_folding(&mut self, op: Op, join: impl FnOnce(&mut Vec<u8>, &[u8]) -> bool) {
-        if let Some(last) = self.ops.last_mut() {
-            match (&mut *last, &op) {
-                (
-                    Op::PutState { key: a, .. } | Op::AppendDelta { key: a, .. },
-                    Op::PutState { key: b, .. },
-                ) if a == b => {
-                    self.bytes = self.bytes - last.bytes() + op.bytes();
-                    *last = op;
-                    return;
-                }
-                (
-                    Op::AppendDelta {
-                        key: a, delta: run, ..
-                    },
-                    Op::AppendDelta { key: b, delta, .. },
-                ) if a == b => {
-                    let before = run.len();
-                    if join(run, delta) {
-                        self.bytes += run.len() - before;
-                        return;
-                    }
-                }
-                _ => {}
-            }
+    /// Adds `op` at the end; a base replaces the base or delta of its key just before it (it
+    /// includes them, and its deletion of older deltas would drop that delta anyway). Deltas
+    /// are folded before they are encoded, by [`append_to_last_delta`](Self::append_to_last_delta):
+    /// consecutive writes to one key, a pipeline of `SADD`s to one set, then cost one record.
+    pub fn push_folding(&mut self, op: Op) {
+        if let Op::PutState { key, .. } = &op
+            && let Some(last) = self.ops.last_mut()
+            && let Op::PutState { key: last_key, .. } | Op::AppendDelta { key: last_key, .. } =
+                &*last
+            && last_key == key
+        {
+            self.bytes = self.bytes - last.bytes() + op.bytes();
+            *last = op;
+            return;
         }
         self.push(op);
     }
 
     /// Appends to the last op in place, when it is a delta record of `key`: `append` writes
-    /// the next delta onto that record's run (returning false, with the run unchanged, to
-    /// refuse). Returns how many bytes the record grew by, or `None` if nothing was appended.
-    /// This is [`push_folding`](Self::push_folding) for a delta the caller has not encoded
-    /// yet: the delta then needs neither a buffer nor a key copy of its own.
+    /// the next delta onto that record's run, or returns false to refuse (whatever it wrote is
+    /// then undone). Returns how many bytes the record grew by, or `None` if nothing was
+    /// appended (push the delta as an op of its own). The delta needs neither a buffer nor a
+    /// key copy of its own.
     pub fn append_to_last_delta(
         &mut self,
         key: &[u8],
@@ -308,21 +291,25 @@ mod tests {
 
     #[test]
     fn consecutive_records_of_one_key_fold() {
-        let join = |run: &mut Vec<u8>, d: &[u8]| {
-            run.extend_from_slice(d);
-            true
+        let join = |d: &'static [u8]| {
+            move |run: &mut Vec<u8>| {
+                run.extend_from_slice(d);
+                true
+            }
         };
         let mut b = Batch::new();
-        b.push_folding(delta(b"s", 1, b"ab"), join);
-        b.push_folding(delta(b"s", 2, b"cd"), join);
+        b.push_folding(delta(b"s", 1, b"ab"));
+        assert_eq!(b.append_to_last_delta(b"s", join(b"cd")), Some(2));
         assert_eq!(b.ops(), &[delta(b"s", 1, b"abcd")]);
         // Another key, or a refused join, starts a new record.
-        b.push_folding(delta(b"t", 3, b"x"), join);
-        b.push_folding(delta(b"t", 4, b"y"), |_, _| false);
+        assert_eq!(b.append_to_last_delta(b"t", join(b"x")), None);
+        b.push_folding(delta(b"t", 3, b"x"));
+        assert_eq!(b.append_to_last_delta(b"t", |_| false), None);
+        b.push_folding(delta(b"t", 4, b"y"));
         assert_eq!(b.len(), 3);
         // A base replaces the delta (or base) of its key just before it.
-        b.push_folding(state(b"t", 5, b"full"), join);
-        b.push_folding(state(b"t", 6, b"fuller"), join);
+        b.push_folding(state(b"t", 5, b"full"));
+        b.push_folding(state(b"t", 6, b"fuller"));
         assert_eq!(b.ops().last(), Some(&state(b"t", 6, b"fuller")));
         assert_eq!(b.len(), 3);
         assert_eq!(b.bytes(), b.ops().iter().map(Op::bytes).sum::<usize>());

@@ -120,10 +120,9 @@ impl Entry {
         let seq = self.next_seq;
         self.next_seq += 1;
         if let Some(extra) = self.extra.as_deref_mut()
-            && (extra.base_bytes as usize) > FULL_STATE_BELOW_BYTES
+            && let Some(budget) = extra.delta_budget()
         {
             let delta = encode_value(delta);
-            let budget = (extra.base_bytes as usize).saturating_mul(DELTA_BYTES_PER_BASE_BYTE);
             if (extra.delta_bytes as usize) + delta.len() <= budget {
                 extra.delta_bytes = clamp_u32(extra.delta_bytes as usize + delta.len());
                 return Op::AppendDelta {
@@ -143,13 +142,12 @@ impl Entry {
     pub fn persist_into(&mut self, delta: &Value, ws: &mut WriteSet) {
         let seq = self.next_seq;
         if let Some(extra) = self.extra.as_deref_mut()
-            && (extra.base_bytes as usize) > FULL_STATE_BELOW_BYTES
+            && let Some(budget) = extra.delta_budget()
             && let Some(grown) =
                 ws.append_to_delta_run(&self.key, |run| encode_value_to_run(delta, run))
         {
             self.next_seq += 1;
             extra.delta_bytes = clamp_u32(extra.delta_bytes as usize + grown);
-            let budget = (extra.base_bytes as usize).saturating_mul(DELTA_BYTES_PER_BASE_BYTE);
             if extra.delta_bytes as usize > budget {
                 // The new base replaces the run it follows in the batch (it includes it).
                 let op = self.rebase(seq);
@@ -206,6 +204,15 @@ impl Entry {
             // Small and no digest kept: nothing to record.
             None => {}
         }
+    }
+}
+
+impl Extra {
+    /// The bytes of deltas the base may collect before it is rewritten; `None` for a small
+    /// base, which is rewritten on every write instead.
+    fn delta_budget(&self) -> Option<usize> {
+        let base = self.base_bytes as usize;
+        (base > FULL_STATE_BELOW_BYTES).then(|| base.saturating_mul(DELTA_BYTES_PER_BASE_BYTE))
     }
 }
 
